@@ -1,0 +1,34 @@
+# eventbus — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/eventbus and bin/eventbus-dev
+	$(GO) build -o bin/eventbus ./cmd/eventbus
+	$(GO) build -o bin/eventbus-dev ./cmd/eventbus-dev
+
+.PHONY: run
+run: build ## run the relay; starts a local Postgres (logical) and NATS JetStream unless EVENTBUS_DATABASE_URL / EVENTBUS_NATS_URL are set
+	@if [ -z "$$EVENTBUS_DATABASE_URL" ]; then scripts/ensure-postgres.sh; fi
+	bin/eventbus-dev
+
+.PHONY: test
+test: ## run every test (unit and end-to-end, with -race) against Postgres and NATS started by the tests
+	scripts/ensure-postgres.sh
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+.PHONY: clean
+clean: ## remove build output and the local dev data (.dev)
+	rm -rf bin .dev

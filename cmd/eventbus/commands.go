@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/publisher"
+	"github.com/eventbus/eventbus/relay"
+	"github.com/eventbus/eventbus/schema"
+)
+
+func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	n, err := schema.Migrate(ctx, conn, log)
+	if err != nil {
+		return err
+	}
+	if err := schema.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "migrations applied: %d; publication %s ready\n", n, cfg.Publication)
+	return nil
+}
+
+// runRelay assembles the relay: Postgres pool (status writes, backfill),
+// JetStream publisher, the relay pipeline itself, and the HTTP endpoints.
+func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.Logger) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database pool: %w", err)
+	}
+	defer pool.Close()
+
+	pub, err := publisher.Connect(ctx, publisher.Options{
+		URL:           cfg.NATSURL,
+		Stream:        cfg.Stream,
+		SubjectPrefix: cfg.SubjectPrefix,
+		MaxPending:    cfg.PublishWindow,
+		Log:           log,
+	})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r := relay.New(relay.Options{
+		DatabaseURL:     cfg.DatabaseURL,
+		Slot:            cfg.Slot,
+		Publication:     cfg.Publication,
+		MaxRetries:      cfg.MaxRetries,
+		PublishWindow:   cfg.PublishWindow,
+		FlushInterval:   cfg.StatusFlushInterval,
+		StandbyInterval: cfg.StandbyInterval,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Log:             log,
+		Metrics:         relay.NewMetrics(reg),
+	}, pool, pub)
+
+	var wg sync.WaitGroup
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer func() { stopHTTP(); wg.Wait() }()
+	if cfg.HTTPAddr != "" {
+		srv, err := httpapi.Listen(cfg.HTTPAddr, r.Ready, reg, log)
+		if err != nil {
+			return err
+		}
+		log.Info("http listening", "addr", srv.Addr())
+		wg.Go(func() {
+			if err := srv.Run(httpCtx); err != nil {
+				log.Error("http server", "err", err)
+			}
+		})
+	}
+	log.Info("relay starting", "slot", cfg.Slot, "publication", cfg.Publication, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".>")
+	started := time.Now()
+	if err := r.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("relay stopped", "uptime", time.Since(started).Round(time.Second).String())
+	return nil
+}

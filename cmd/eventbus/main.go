@@ -1,0 +1,105 @@
+// Command eventbus relays inserts of public.event_bus to NATS JetStream.
+//
+//	eventbus migrate   apply the embedded SQL migrations
+//	eventbus run       run the relay
+//
+// Configuration comes from EVENTBUS_* environment variables (see README.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventbus/eventbus/config"
+)
+
+// usageError is bad command-line input: exit code 2, like bad configuration.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+const usage = `usage: eventbus <command>
+
+commands:
+  migrate   apply the embedded SQL migrations (idempotent)
+  run       stream event_bus inserts to NATS JetStream until SIGINT/SIGTERM
+
+Configuration: EVENTBUS_* environment variables, see README.md.`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "eventbus: configuration: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "eventbus: configuration: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch args[0] {
+	case "migrate":
+		err = migrate(ctx, cfg, args[1:], stdout, log)
+	case "run":
+		err = runRelay(ctx, cfg, args[1:], log)
+	default:
+		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "eventbus %s: %s\n", args[0], config.Redact(err.Error(), cfg.DatabaseURL))
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := config.ParseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+// Package config loads and validates the relay's configuration from the
+// environment (prefix EVENTBUS_). It is the only place that reads the
+// environment; everything else receives a Config value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the environment prefix of every variable.
+const Prefix = "EVENTBUS"
+
+// Config is the relay's configuration. Field tags name the variables; the
+// README's configuration table mirrors them.
+type Config struct {
+	DatabaseURL   string `envconfig:"DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
+	NATSURL       string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	Slot          string `envconfig:"SLOT" default:"eventbus"`
+	Publication   string `envconfig:"PUBLICATION" default:"eventbus"`
+	Stream        string `envconfig:"STREAM" default:"EVENTBUS"`
+	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" default:"events"`
+	MaxRetries    int    `envconfig:"MAX_RETRIES" default:"5"`
+	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"auto"`
+
+	// PublishWindow bounds the events published to JetStream and not yet acked.
+	PublishWindow int `envconfig:"PUBLISH_WINDOW" default:"2048"`
+	// StatusFlushInterval bounds how long an acked event waits for its status write.
+	StatusFlushInterval time.Duration `envconfig:"STATUS_FLUSH_INTERVAL" default:"5ms"`
+	// StandbyInterval is how often the confirmed position is reported to Postgres.
+	StandbyInterval time.Duration `envconfig:"STANDBY_INTERVAL" default:"1s"`
+	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+}
+
+// Error is a configuration problem tied to one variable.
+type Error struct {
+	Variable string // full name, e.g. EVENTBUS_MAX_RETRIES
+	Problem  string
+}
+
+func (e *Error) Error() string { return e.Variable + ": " + e.Problem }
+
+// Load reads the environment and validates the result.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return c, &Error{Variable: pe.KeyName, Problem: fmt.Sprintf("invalid value %q: want %s", pe.Value, typeWord(pe.TypeName))}
+		}
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func typeWord(t string) string {
+	switch t {
+	case "int":
+		return "an integer"
+	case "Duration":
+		return "a duration such as 500ms or 10s"
+	default:
+		return "a " + t
+	}
+}
+
+var (
+	slotName   = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+	streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+)
+
+// Validate checks every field and names the first bad variable.
+func (c Config) Validate() error {
+	bad := func(name, format string, args ...any) error {
+		return &Error{Variable: Prefix + "_" + name, Problem: fmt.Sprintf(format, args...)}
+	}
+	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
+		return bad("DATABASE_URL", "not a valid PostgreSQL URL (%s)", Redact(err.Error(), c.DatabaseURL))
+	}
+	u, err := url.Parse(c.NATSURL)
+	if err != nil || u.Host == "" {
+		return bad("NATS_URL", "not a valid URL such as nats://127.0.0.1:4222")
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return bad("NATS_URL", "scheme %q not supported: use nats://, tls://, ws:// or wss://", u.Scheme)
+	}
+	if !slotName.MatchString(c.Slot) {
+		return bad("SLOT", "%q is not a valid replication slot name: 1-63 of a-z, 0-9, _", c.Slot)
+	}
+	if !identifier.MatchString(c.Publication) {
+		return bad("PUBLICATION", "%q is not a valid publication name: a letter or _, then letters, digits, _ (at most 63)", c.Publication)
+	}
+	if !streamName.MatchString(c.Stream) {
+		return bad("STREAM", "%q is not a valid JetStream stream name: letters, digits, _ and -", c.Stream)
+	}
+	if err := ValidSubject(c.SubjectPrefix); err != nil {
+		return bad("SUBJECT_PREFIX", "%q %v", c.SubjectPrefix, err)
+	}
+	if c.MaxRetries < 1 {
+		return bad("MAX_RETRIES", "must be at least 1, got %d", c.MaxRetries)
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return bad("HTTP_ADDR", "%q is not host:port (leave empty to disable HTTP)", c.HTTPAddr)
+		}
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		return bad("LOG_LEVEL", "%v", err)
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return bad("LOG_FORMAT", "%q: want auto, text or json", c.LogFormat)
+	}
+	if c.PublishWindow < 1 || c.PublishWindow > 1<<20 {
+		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)
+	}
+	for name, d := range map[string]time.Duration{
+		"STATUS_FLUSH_INTERVAL": c.StatusFlushInterval,
+		"STANDBY_INTERVAL":      c.StandbyInterval,
+		"SHUTDOWN_TIMEOUT":      c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			return bad(name, "must be a positive duration, got %s", d)
+		}
+	}
+	if c.StandbyInterval > 10*time.Second {
+		return bad("STANDBY_INTERVAL", "must be at most 10s so the server does not time the relay out, got %s", c.StandbyInterval)
+	}
+	return nil
+}
+
+// ParseLogLevel maps debug, info, warn and error to slog levels.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// ValidSubject reports whether s is a literal NATS subject: dot-separated,
+// non-empty tokens without whitespace, control characters or wildcards.
+func ValidSubject(s string) error {
+	if s == "" {
+		return errors.New("is empty")
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return errors.New("has an empty token (leading, trailing or double dot)")
+		}
+		for _, r := range tok {
+			switch {
+			case r == '*' || r == '>':
+				return fmt.Errorf("contains the wildcard %q", r)
+			case r <= ' ' || r == 0x7f:
+				return errors.New("contains whitespace or a control character")
+			}
+		}
+	}
+	return nil
+}
+
+// Redact replaces the password of the PostgreSQL URL dsn wherever it occurs in s.
+func Redact(s, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		s = strings.ReplaceAll(s, pw, "xxxxx")
+	}
+	return s
+}

@@ -1,0 +1,31 @@
+// Package devstack starts the services eventbus talks to — a PostgreSQL
+// cluster with logical replication enabled and a NATS server with JetStream —
+// on the local machine, for tests and for the local dev run command. It is the
+// one way those services are brought up, so tests and a developer's shell see
+// the same configuration.
+//
+// # PostgreSQL
+//
+// StartPostgres runs the machine's PostgreSQL server binaries (found with
+// `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin). It creates
+// a cluster with initdb when the data directory holds none and reuses it when
+// it does, so a dev environment keeps its data between runs. The server
+// listens on 127.0.0.1 only, on a free port unless one is given, with
+// wal_level=logical and room for many replication slots. Settings devstack
+// owns live in devstack.conf inside the data directory, included from
+// postgresql.conf and rewritten before every start.
+//
+// PostgreSQL refuses to run as root. When the process is root, devstack hands
+// the data directory to the `postgres` OS user and runs initdb and pg_ctl as
+// that user; every ancestor of the data directory must then be searchable by
+// it (os.MkdirTemp creates 0700 directories: chmod them 0755).
+//
+// The server's output goes to a log file next to the data directory
+// (DATADIR.log); when a start fails, the error carries the tail of that log.
+//
+// # NATS
+//
+// StartNATS embeds github.com/nats-io/nats-server/v2 in the calling process,
+// with JetStream storing to a given directory. Shutdown and Restart simulate
+// an outage: the server comes back on the same port with the same streams.
+package devstack

@@ -1,0 +1,124 @@
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSOptions configures StartNATS.
+type NATSOptions struct {
+	// StoreDir is where JetStream keeps streams; required, and kept across
+	// Restart.
+	StoreDir string
+	// Port is the client port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// MaxPayload is the largest message the server accepts; 0 means the
+	// server's default (1 MiB).
+	MaxPayload int32
+	// Log receives a line per state change; nil discards. The server's own
+	// log is not forwarded.
+	Log *slog.Logger
+}
+
+// NATS is a NATS server with JetStream running inside this process. Its
+// methods are safe for concurrent use.
+type NATS struct {
+	opts server.Options // as first started, with the port actually bound
+	log  *slog.Logger
+
+	mu  sync.Mutex
+	srv *server.Server // nil while shut down
+}
+
+// StartNATS starts an embedded NATS server with JetStream and returns once it
+// accepts connections.
+func StartNATS(opts NATSOptions) (*NATS, error) {
+	if opts.StoreDir == "" {
+		return nil, errors.New("nats: StoreDir is required")
+	}
+	n := &NATS{
+		opts: server.Options{
+			Host:       "127.0.0.1",
+			Port:       opts.Port,
+			JetStream:  true,
+			StoreDir:   opts.StoreDir,
+			MaxPayload: opts.MaxPayload,
+			NoSigs:     true,
+			NoLog:      true,
+		},
+		log: opts.Log,
+	}
+	if n.opts.Port == 0 {
+		n.opts.Port = server.RANDOM_PORT
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if err := n.start(); err != nil {
+		return nil, err
+	}
+	// Restart must come back where clients expect it.
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
+	n.log.Info("nats started", "port", n.opts.Port, "store_dir", n.opts.StoreDir)
+	return n, nil
+}
+
+// URL returns the client URL, nats://127.0.0.1:PORT.
+func (n *NATS) URL() string {
+	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(n.opts.Port))
+}
+
+// Port returns the client port.
+func (n *NATS) Port() int { return n.opts.Port }
+
+// Shutdown stops the server, disconnecting every client, and waits until it
+// has stopped. Calling it when the server is down is harmless.
+func (n *NATS) Shutdown() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.srv = nil
+	n.log.Info("nats shut down", "port", n.opts.Port)
+}
+
+// Restart starts the server again on the same port and store directory, as
+// when an outage ends; streams and their messages are still there. A running
+// server is shut down first.
+func (n *NATS) Restart() error {
+	n.Shutdown()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.start(); err != nil {
+		return err
+	}
+	n.log.Info("nats restarted", "port", n.opts.Port)
+	return nil
+}
+
+// start runs the server with n.opts; the caller holds n.mu or owns n alone.
+func (n *NATS) start() error {
+	opts := n.opts // the server keeps and modifies its options
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return fmt.Errorf("nats: not ready for connections on %s:%d within 10s (port taken?)", n.opts.Host, n.opts.Port)
+	}
+	n.srv = srv
+	return nil
+}

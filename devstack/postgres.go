@@ -1,0 +1,411 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
+// postgres) were found on this machine.
+var ErrPostgresNotFound = errors.New("PostgreSQL server binaries not found; install them: apt-get install postgresql")
+
+// portInUseError marks a start that failed because another process holds
+// the port.
+type portInUseError struct{ error }
+
+func (e portInUseError) Unwrap() error { return e.error }
+
+// PostgresOptions configures StartPostgres.
+type PostgresOptions struct {
+	// DataDir is the cluster directory: created with initdb when it holds no
+	// cluster, reused when it does. Empty means a new temporary directory that
+	// Stop removes.
+	DataDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// Fast turns off fsync, synchronous_commit and full_page_writes. A crash of
+	// the machine can then corrupt the cluster: for throwaway test clusters only.
+	Fast bool
+	// Log receives a line per state change; nil discards.
+	Log *slog.Logger
+}
+
+// Postgres is a PostgreSQL cluster run by pg_ctl. Its methods are safe for
+// concurrent use.
+type Postgres struct {
+	binDir  string // initdb, pg_ctl, postgres
+	dataDir string
+	logPath string
+	sockDir string // short private directory for the unix socket; Stop removes it
+	tempDir string // set when DataDir was empty; Stop removes it
+	port    int
+	run     *osUser // the OS user that runs the server when we are root; nil otherwise
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// StartPostgres starts a cluster in opts.DataDir, creating it first when the
+// directory holds none, and returns once it accepts connections.
+func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err error) {
+	binDir, err := findBinDir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	run, err := serverUser()
+	if err != nil {
+		return nil, err
+	}
+	p := &Postgres{binDir: binDir, run: run, log: opts.Log}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			p.removeDirs()
+		}
+	}()
+
+	if err := p.prepareDirs(opts.DataDir); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(p.dataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := p.initdb(ctx, opts.Fast); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: look for a cluster in %s: %w", p.dataDir, err)
+	}
+	if err := p.includeConfig(); err != nil {
+		return nil, err
+	}
+
+	// A free port can be taken by someone else between our probe and the
+	// server's bind: pick another one and try again.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		p.port = opts.Port
+		if p.port == 0 {
+			if p.port, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		if err := p.writeConfig(opts.Fast); err != nil {
+			return nil, err
+		}
+		err = p.pgctl(ctx, "start")
+		if err == nil {
+			break
+		}
+		if opts.Port != 0 || attempt == attempts || !errors.As(err, new(portInUseError)) {
+			return nil, err
+		}
+	}
+	p.log.Info("postgres started", "port", p.port, "data_dir", p.dataDir, "bin_dir", p.binDir)
+	return p, nil
+}
+
+// URL returns the connection URL of a database on this cluster, for the
+// superuser postgres (no password: the cluster trusts local connections).
+func (p *Postgres) URL(database string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("postgres"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)),
+		Path:     "/" + database,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port returns the TCP port the server listens on.
+func (p *Postgres) Port() int { return p.port }
+
+// DataDir returns the cluster directory.
+func (p *Postgres) DataDir() string { return p.dataDir }
+
+// LogPath returns the server's log file.
+func (p *Postgres) LogPath() string { return p.logPath }
+
+// CreateDatabase creates a database on this cluster and returns its URL.
+func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+	return CreateDatabase(ctx, p.URL("postgres"), name)
+}
+
+// Restart stops the server, disconnecting every client, and starts it again
+// on the same port and data (pg_ctl restart -m fast). It returns once the
+// server accepts connections again.
+func (p *Postgres) Restart(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return errors.New("postgres: restart: stopped")
+	}
+	if err := p.pgctl(ctx, "restart"); err != nil {
+		return err
+	}
+	p.log.Info("postgres restarted", "port", p.port)
+	return nil
+}
+
+// Stop stops the server (pg_ctl stop -m fast) and removes the temporary
+// directories devstack created. A Postgres cannot be started again; to resume
+// a cluster, call StartPostgres with the same DataDir (and Port). Calling Stop
+// more than once is harmless.
+func (p *Postgres) Stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	err := p.pgctl(context.Background(), "stop")
+	p.removeDirs()
+	if err != nil {
+		return err
+	}
+	p.log.Info("postgres stopped", "port", p.port)
+	return nil
+}
+
+// prepareDirs settles where the cluster, its log and its socket live, and
+// makes them usable by the server's OS user.
+func (p *Postgres) prepareDirs(dataDir string) error {
+	if dataDir == "" {
+		tmp, err := os.MkdirTemp("", "eventbus-pg-")
+		if err != nil {
+			return fmt.Errorf("postgres: create data dir: %w", err)
+		}
+		p.tempDir = tmp
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return fmt.Errorf("postgres: create data dir: %w", err)
+		}
+		dataDir = filepath.Join(tmp, "data")
+	}
+	dataDir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("postgres: data dir: %w", err)
+	}
+	p.dataDir = dataDir
+	p.logPath = dataDir + ".log"
+
+	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
+		return fmt.Errorf("postgres: create data dir: %w", err)
+	}
+	if err := os.Mkdir(dataDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("postgres: create data dir: %w", err)
+	}
+	if err := p.run.checkSearchable(filepath.Dir(dataDir)); err != nil {
+		return fmt.Errorf("postgres: data dir %s: %w", dataDir, err)
+	}
+	if err := p.run.chown(dataDir); err != nil {
+		return fmt.Errorf("postgres: data dir: %w", err)
+	}
+
+	// Created by us so that a root-owned parent need not be writable by the
+	// server's user; pg_ctl appends to it.
+	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("postgres: create log file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("postgres: create log file: %w", err)
+	}
+	if err := p.run.chown(p.logPath); err != nil {
+		return fmt.Errorf("postgres: log file: %w", err)
+	}
+
+	// A unix socket path may not exceed 107 bytes, which a test's temp dir
+	// easily does: the socket gets a short directory of its own.
+	base := os.TempDir()
+	if len(base) > 60 {
+		base = "/tmp"
+	}
+	if p.sockDir, err = os.MkdirTemp(base, "pgsock-"); err != nil {
+		return fmt.Errorf("postgres: create socket dir: %w", err)
+	}
+	if err := os.Chmod(p.sockDir, 0o755); err != nil {
+		return fmt.Errorf("postgres: create socket dir: %w", err)
+	}
+	if err := p.run.chown(p.sockDir); err != nil {
+		return fmt.Errorf("postgres: socket dir: %w", err)
+	}
+	return nil
+}
+
+func (p *Postgres) removeDirs() {
+	for _, dir := range []string{p.sockDir, p.tempDir} {
+		if dir != "" {
+			if err := os.RemoveAll(dir); err != nil {
+				p.log.Warn("postgres: remove temp dir", "dir", dir, "err", err)
+			}
+		}
+	}
+}
+
+func (p *Postgres) initdb(ctx context.Context, fast bool) error {
+	args := []string{"-D", p.dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"}
+	if fast {
+		args = append(args, "--no-sync")
+	}
+	if out, err := p.command(ctx, "initdb", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("postgres: initdb %s: %w\n%s", p.dataDir, err, tail(out))
+	}
+	p.log.Info("postgres cluster created", "data_dir", p.dataDir)
+	return nil
+}
+
+// configFile holds the settings devstack owns; postgresql.conf includes it.
+const configFile = "devstack.conf"
+
+// includeConfig makes postgresql.conf include configFile, once.
+func (p *Postgres) includeConfig() error {
+	path := filepath.Join(p.dataDir, "postgresql.conf")
+	conf, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("postgres: read config: %w", err)
+	}
+	include := fmt.Sprintf("include_if_exists = '%s'", configFile)
+	if bytes.Contains(conf, []byte(include)) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("postgres: write config: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "\n# Settings managed by eventbus devstack, rewritten before each start.\n%s\n", include)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: write config: %w", err)
+	}
+	return nil
+}
+
+// writeConfig writes the settings of the next start to configFile.
+func (p *Postgres) writeConfig(fast bool) error {
+	settings := []string{
+		"listen_addresses = '127.0.0.1'",
+		fmt.Sprintf("port = %d", p.port),
+		"unix_socket_directories = " + quote(p.sockDir),
+		// Logical replication, with room for the slots of many parallel tests.
+		"wal_level = logical",
+		"max_replication_slots = 64",
+		"max_wal_senders = 64",
+		// Parallel tests each open a pool and a replication connection.
+		"max_connections = 200",
+	}
+	if fast {
+		settings = append(settings, "fsync = off", "synchronous_commit = off", "full_page_writes = off")
+	}
+	conf := "# Written by eventbus devstack before each start; edits are lost.\n" +
+		strings.Join(settings, "\n") + "\n"
+	path := filepath.Join(p.dataDir, configFile)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("postgres: write config: %w", err)
+	}
+	if err := p.run.chown(path); err != nil {
+		return fmt.Errorf("postgres: write config: %w", err)
+	}
+	return nil
+}
+
+// pgctl runs pg_ctl start, restart or stop and waits for it to finish.
+func (p *Postgres) pgctl(ctx context.Context, action string) error {
+	args := []string{action, "-D", p.dataDir, "-w", "-t", "60"}
+	switch action {
+	case "start", "restart":
+		// -l also keeps the server off pg_ctl's output, which we wait on.
+		args = append(args, "-l", p.logPath)
+	}
+	if action != "start" {
+		args = append(args, "-m", "fast")
+	}
+	var logOffset int64
+	if fi, err := os.Stat(p.logPath); err == nil {
+		logOffset = fi.Size()
+	}
+	out, err := p.command(ctx, "pg_ctl", args...).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	serverLog := readFrom(p.logPath, logOffset)
+	err = fmt.Errorf("postgres: pg_ctl %s (port %d): %w\n%s%s", action, p.port, err, tail(out), tail(serverLog))
+	if bytes.Contains(serverLog, []byte("Address already in use")) {
+		err = portInUseError{err}
+	}
+	return err
+}
+
+func (p *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, name), args...)
+	// The server's user may not be allowed into our working directory, and
+	// English messages are what pgctl looks for.
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if p.run != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.run.credential()}
+	}
+	return cmd
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	return port, nil
+}
+
+// quote makes s a single-quoted postgresql.conf value.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// readFrom returns the content of path from offset on; nil when unreadable.
+func readFrom(path string, offset int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil
+	}
+	b, _ := io.ReadAll(f)
+	return b
+}
+
+// tail returns the last lines of a command's output or a log, for an error.
+func tail(b []byte) string {
+	const maxLines = 20
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	s := strings.Join(lines, "\n")
+	if s == "" {
+		return ""
+	}
+	return s + "\n"
+}

@@ -1,0 +1,343 @@
+// Package e2e tests the eventbus binary as users run it: a real PostgreSQL
+// cluster with wal_level=logical and a real NATS JetStream server, both
+// started by the tests, and the relay as a subprocess that the tests kill,
+// stop and restart.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/devstack"
+	"github.com/eventbus/eventbus/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binary builds ./cmd/eventbus once per test process.
+func binary(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		dir, err := os.MkdirTemp("", "eventbus-e2e-bin")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.path = filepath.Join(dir, "eventbus")
+		cmd := exec.Command("go", "build", "-race", "-o", build.path, "./cmd/eventbus")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, build.err)
+	return build.path
+}
+
+// env is what one test runs against: a database, a NATS server, and names
+// unique to the test.
+type env struct {
+	t        *testing.T
+	bin      string
+	dbURL    string
+	db       *pgxpool.Pool
+	nats     *devstack.NATS
+	slot     string
+	pub      string
+	stream   string
+	extraEnv []string
+}
+
+type option func(*setupOptions)
+
+type setupOptions struct {
+	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
+	maxPayload int32
+	env        []string
+}
+
+func withPostgres(pg *devstack.Postgres) option { return func(o *setupOptions) { o.pg = pg } }
+func withMaxPayload(n int32) option             { return func(o *setupOptions) { o.maxPayload = n } }
+func withEnv(kv ...string) option               { return func(o *setupOptions) { o.env = append(o.env, kv...) } }
+
+// setup creates a database, migrates it with `eventbus migrate`, and starts
+// an embedded NATS server. The relay is not started.
+func setup(t *testing.T, opts ...option) *env {
+	t.Helper()
+	var o setupOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	e := &env{
+		t:        t,
+		bin:      binary(t),
+		slot:     testenv.UniqueName(t, "slot"),
+		pub:      testenv.UniqueName(t, "pub"),
+		extraEnv: o.env,
+	}
+	e.stream = "S" + e.slot
+	if o.pg != nil {
+		name := testenv.UniqueName(t, "db")
+		url, err := o.pg.CreateDatabase(t.Context(), name)
+		require.NoError(t, err)
+		e.dbURL = url
+	} else {
+		e.dbURL = testenv.Postgres(t)
+	}
+	ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload})
+	require.NoError(t, err)
+	t.Cleanup(ns.Shutdown)
+	e.nats = ns
+
+	out, err := e.command("migrate").CombinedOutput()
+	require.NoError(t, err, "eventbus migrate: %s", out)
+
+	e.db, err = pgxpool.New(t.Context(), e.dbURL)
+	require.NoError(t, err)
+	t.Cleanup(e.db.Close)
+	// Drop the slot when the test ends: slots are cluster-wide.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = e.db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, e.slot)
+	})
+	return e
+}
+
+// environ is the relay's environment for this test.
+func (e *env) environ() []string {
+	return append(append(os.Environ(),
+		"EVENTBUS_DATABASE_URL="+e.dbURL,
+		"EVENTBUS_NATS_URL="+e.nats.URL(),
+		"EVENTBUS_SLOT="+e.slot,
+		"EVENTBUS_PUBLICATION="+e.pub,
+		"EVENTBUS_STREAM="+e.stream,
+		"EVENTBUS_HTTP_ADDR=",
+		"EVENTBUS_LOG_FORMAT=text",
+		"EVENTBUS_LOG_LEVEL=debug",
+	), e.extraEnv...)
+}
+
+func (e *env) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = e.environ()
+	return cmd
+}
+
+// relayProc is a running `eventbus run`.
+type relayProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRelay starts `eventbus run`; the test's cleanup kills it if still
+// running and logs its output when the test failed.
+func (e *env) startRelay() *relayProc {
+	e.t.Helper()
+	p := &relayProc{t: e.t, cmd: e.command("run"), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(e.t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if e.t.Failed() {
+			e.t.Logf("relay output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (p *relayProc) kill() {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *relayProc) stop() int {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("relay did not stop within 30s after SIGTERM:\n%s", p.out.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	require.NoError(p.t, p.err)
+	return 0
+}
+
+// publish inserts an event through publish_event and returns its id.
+func (e *env) publish(ctx context.Context, eventType, aggregateID, payload string) string {
+	e.t.Helper()
+	var id string
+	require.NoError(e.t, e.db.QueryRow(ctx,
+		`SELECT public.publish_event($1, 'test', $2, $3::jsonb, '{"source":"e2e"}'::jsonb, NULL)::text`,
+		eventType, aggregateID, payload).Scan(&id))
+	return id
+}
+
+// statusCounts returns the number of rows by status.
+func (e *env) statusCounts() map[string]int {
+	e.t.Helper()
+	rows, err := e.db.Query(e.t.Context(), `SELECT coalesce(status, 'null'), count(*) FROM public.event_bus GROUP BY 1`)
+	require.NoError(e.t, err)
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		require.NoError(e.t, rows.Scan(&s, &n))
+		counts[s] = n
+	}
+	require.NoError(e.t, rows.Err())
+	return counts
+}
+
+// waitProcessed waits until n rows are processed and none is pending.
+func (e *env) waitProcessed(n int, timeout time.Duration) {
+	e.t.Helper()
+	eventually(e.t, timeout, func() (bool, string) {
+		c := e.statusCounts()
+		return c["processed"] == n && c["pending"] == 0, fmt.Sprintf("statuses %v, want %d processed", c, n)
+	})
+}
+
+// eventually polls cond every 50ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %s", timeout, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// message is one message read back from the stream.
+type message struct {
+	Subject string
+	Header  nats.Header
+	Body    body
+	Raw     []byte
+}
+
+type body struct {
+	ID             string          `json:"id"`
+	EventType      string          `json:"event_type"`
+	AggregateType  string          `json:"aggregate_type"`
+	AggregateID    string          `json:"aggregate_id"`
+	OrganizationID *string         `json:"organization_id"`
+	Payload        json.RawMessage `json:"payload"`
+	Metadata       json.RawMessage `json:"metadata"`
+	CreatedAt      string          `json:"created_at"`
+}
+
+// streamMessages reads every message of the test's stream, in stream order.
+func (e *env) streamMessages() []message {
+	e.t.Helper()
+	nc, err := nats.Connect(e.nats.URL())
+	require.NoError(e.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithTimeout(e.t.Context(), 60*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, e.stream)
+	require.NoError(e.t, err)
+	info, err := s.Info(ctx)
+	require.NoError(e.t, err)
+	total := int(info.State.Msgs)
+	if total == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	require.NoError(e.t, err)
+	var msgs []message
+	for len(msgs) < total {
+		batch, err := c.Fetch(min(total-len(msgs), 1000), jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(e.t, err)
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var b body
+			require.NoError(e.t, json.Unmarshal(m.Data(), &b), "body %s", m.Data())
+			msgs = append(msgs, message{Subject: m.Subject(), Header: m.Headers(), Body: b, Raw: m.Data()})
+		}
+		require.NoError(e.t, batch.Error())
+		require.NotZero(e.t, got, "no messages fetched; have %d of %d", len(msgs), total)
+	}
+	return msgs
+}
+
+// streamCount is the number of messages the stream holds.
+func (e *env) streamCount() int {
+	e.t.Helper()
+	nc, err := nats.Connect(e.nats.URL())
+	require.NoError(e.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(e.t, err)
+	s, err := js.Stream(e.t.Context(), e.stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0
+	}
+	require.NoError(e.t, err)
+	info, err := s.Info(e.t.Context())
+	require.NoError(e.t, err)
+	return int(info.State.Msgs)
+}

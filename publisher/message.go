@@ -1,0 +1,200 @@
+package publisher
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/outbox"
+)
+
+// Header names set on every message (see CONTRACT.md, "On NATS").
+const (
+	HeaderEventType      = "Eventbus-Event-Type"
+	HeaderAggregateType  = "Eventbus-Aggregate-Type"
+	HeaderAggregateID    = "Eventbus-Aggregate-Id"
+	HeaderOrganizationID = "Eventbus-Organization-Id"
+	HeaderReplay         = "Eventbus-Replay"
+)
+
+// ErrRejected marks a per-event failure: this event cannot be published as it
+// is (bad subject, too large, refused by the stream), while others can. The
+// relay counts it against the event's retries instead of waiting for the broker.
+var ErrRejected = errors.New("event rejected")
+
+// RejectedError is a per-event failure with a reason meant for error_message.
+type RejectedError struct{ Reason string }
+
+func (e *RejectedError) Error() string        { return e.Reason }
+func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+
+func rejected(format string, args ...any) error {
+	return &RejectedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Subject returns the subject of an event: <prefix>.<event_type>.
+func Subject(prefix, eventType string) (string, error) {
+	if err := config.ValidSubject(eventType); err != nil {
+		return "", rejected("event_type %q is not a valid NATS subject: it %v", eventType, err)
+	}
+	return prefix + "." + eventType, nil
+}
+
+// BuildMessage returns the NATS message for e: subject, headers and JSON body
+// as CONTRACT.md describes. The Nats-Msg-Id header is set by the caller, since
+// a replay uses a different one.
+func BuildMessage(prefix string, e *outbox.Event) (*nats.Msg, error) {
+	if e.DecodeErr != nil {
+		return nil, rejected("cannot decode the event row: %v", e.DecodeErr)
+	}
+	subject, err := Subject(prefix, e.EventType)
+	if err != nil {
+		return nil, err
+	}
+	h := nats.Header{
+		HeaderEventType:     {e.EventType},
+		HeaderAggregateType: {e.AggregateType},
+		HeaderAggregateID:   {e.AggregateID},
+	}
+	if e.OrganizationID != "" {
+		h[HeaderOrganizationID] = []string{e.OrganizationID}
+	}
+	for name, values := range h {
+		if strings.ContainsAny(values[0], "\r\n") {
+			return nil, rejected("%s value contains a line break, which a NATS header cannot carry", name)
+		}
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(nil, e)}, nil
+}
+
+// AppendBody appends the JSON body of e to dst. Payload and metadata are
+// copied as the raw JSON Postgres produced; text fields are JSON-escaped.
+func AppendBody(dst []byte, e *outbox.Event) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"event_type":`...)
+	dst = appendString(dst, e.EventType)
+	dst = append(dst, `,"aggregate_type":`...)
+	dst = appendString(dst, e.AggregateType)
+	dst = append(dst, `,"aggregate_id":`...)
+	dst = appendString(dst, e.AggregateID)
+	dst = append(dst, `,"organization_id":`...)
+	if e.OrganizationID == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, e.OrganizationID)
+	}
+	dst = append(dst, `,"payload":`...)
+	dst = appendRaw(dst, e.Payload)
+	dst = append(dst, `,"metadata":`...)
+	dst = appendRaw(dst, e.Metadata)
+	dst = append(dst, `,"created_at":`...)
+	if e.CreatedAt.IsZero() {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '"')
+		dst = e.CreatedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+func appendRaw(dst, raw []byte) []byte {
+	if len(raw) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, raw...)
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so the body is always valid JSON.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript consumers.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// wireSize is the size the NATS client checks against the server's
+// max_payload: the body plus the encoded headers.
+func wireSize(m *nats.Msg) int {
+	n := len(m.Data)
+	if len(m.Header) > 0 {
+		n += len("NATS/1.0\r\n\r\n")
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				n += len(k) + len(": ") + len(v) + len("\r\n")
+			}
+		}
+	}
+	return n
+}
+
+// classify turns a publish or ack error into a RejectedError when it concerns
+// this event only; any other error means the broker is unavailable.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrRejected) {
+		return err
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return rejected("message exceeds the NATS server's max_payload: %v", err)
+	}
+	if errors.Is(err, nats.ErrBadSubject) {
+		return rejected("invalid subject: %v", err)
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+		return rejected("the stream refused the message: %s", apiErr.Description)
+	}
+	return err
+}

@@ -1,0 +1,336 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
+)
+
+// maxStatusBatch caps the ids of one status UPDATE.
+const maxStatusBatch = 1000
+
+// inflight is an event handed from the dispatcher to the acker, in publish order.
+type inflight struct {
+	event *outbox.Event
+	txn   *txn
+	ack   publisher.Ack
+	// settled is set when the event needs no ack: it was marked failed.
+	settled bool
+}
+
+// errRetryEvent ends a session so that an event refused asynchronously by the
+// stream is published again, after backoff, from the last confirmed position.
+var errRetryEvent = errors.New("event refused by the stream; will retry")
+
+// pipeline runs the reader, dispatcher and acker of one session. It returns
+// when ctx ends (after draining) or when one of them fails.
+func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.Tx) error {
+	tr := newTracker(stream.Slot().ConfirmedLSN, stream.Confirm)
+	changes := make(chan cdc.Change, 256)
+	acks := make(chan inflight, r.opts.PublishWindow)
+
+	readCtx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	ackCtx, stopAck := context.WithCancel(context.Background())
+	defer stopAck()
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		if err == nil {
+			return
+		}
+		errOnce.Do(func() { firstErr = err })
+		stopRead()
+		stopAck()
+	}
+	wg.Go(func() { fail(stream.Run(readCtx, changes)) })
+	wg.Go(func() {
+		defer close(acks)
+		fail(r.dispatch(readCtx, tr, changes, acks, backfill, stream.Slot()))
+	})
+	wg.Go(func() { fail(r.acknowledge(ackCtx, tr, acks)) })
+
+	// On a graceful stop the acker drains what was published, bounded in time.
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(r.opts.ShutdownTimeout):
+				r.log.Warn("shutdown timeout: leaving unacked events to the next run")
+				stopAck()
+			case <-stopped:
+			}
+		case <-stopped:
+		}
+	}()
+	wg.Wait()
+	close(stopped)
+	if ctx.Err() != nil && firstErr == nil {
+		r.log.Info("stopped", "confirmed", stream.Confirmed().String(), "unconfirmed_txns", tr.inFlight())
+	}
+	return firstErr
+}
+
+// dispatch publishes the backfill, then every event of the stream in commit
+// order, handing each outstanding ack to the acker. The acks channel's
+// capacity is the publish window.
+func (r *Relay) dispatch(ctx context.Context, tr *tracker, changes <-chan cdc.Change, acks chan<- inflight, backfill pgx.Tx, slot cdc.Slot) error {
+	if backfill != nil {
+		if err := r.runBackfill(ctx, tr, acks, backfill, slot); err != nil {
+			return err
+		}
+	}
+	var cur *txn
+	for {
+		var c cdc.Change
+		select {
+		case c = <-changes:
+		case <-ctx.Done():
+			return nil
+		}
+		switch c.Kind {
+		case cdc.Begin:
+			cur = tr.begin()
+		case cdc.Insert:
+			if cur == nil {
+				return fmt.Errorf("replication stream: insert outside a transaction")
+			}
+			if err := r.publish(ctx, tr, cur, acks, c.Event); err != nil {
+				return err
+			}
+		case cdc.Redrive:
+			if cur == nil {
+				return fmt.Errorf("replication stream: redrive message outside a transaction")
+			}
+			events, err := r.store.PendingByIDs(ctx, c.IDs)
+			if err != nil {
+				return err
+			}
+			r.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
+			for i := range events {
+				if err := r.publish(ctx, tr, cur, acks, &events[i]); err != nil {
+					return err
+				}
+			}
+		case cdc.Commit:
+			if cur == nil {
+				return fmt.Errorf("replication stream: commit outside a transaction")
+			}
+			tr.commit(cur, c.LSN)
+			cur = nil
+		case cdc.Position:
+			// Everything before this keepalive is already in the tracker, so
+			// its WAL end is safe to confirm once they are done.
+			tr.commit(tr.begin(), c.LSN)
+		}
+	}
+}
+
+func (r *Relay) runBackfill(ctx context.Context, tr *tracker, acks chan<- inflight, tx pgx.Tx, slot cdc.Slot) error {
+	started := time.Now()
+	x := tr.begin()
+	n, err := outbox.ScanPending(ctx, tx, func(e outbox.Event) error {
+		r.m.backfilled.Inc()
+		return r.publish(ctx, tr, x, acks, &e)
+	})
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	x.onDone = func() {
+		doneCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.store.SetBackfillDone(doneCtx, slot.Name, true); err != nil {
+			r.log.Warn("backfill done but not recorded; it will run again", "err", err)
+			return
+		}
+		r.log.Info("backfill done", "slot", slot.Name, "events", n, "took", time.Since(started).Round(time.Millisecond).String())
+	}
+	tr.commit(x, 0)
+	return nil
+}
+
+// publish sends one event. A per-event rejection is recorded in the table
+// (retry_count+1, error_message) and retried after backoff, in place, so no
+// later event overtakes it; once its retries are used up it is marked failed
+// and the stream moves on. Any other error ends the session.
+func (r *Relay) publish(ctx context.Context, tr *tracker, x *txn, acks chan<- inflight, e *outbox.Event) error {
+	tr.add(x)
+	wait := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		ack, err := r.pub.Publish(e)
+		if err == nil {
+			select {
+			case acks <- inflight{event: e, txn: x, ack: ack}:
+				r.m.inflight.Inc()
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !errors.Is(err, publisher.ErrRejected) {
+			return fmt.Errorf("publish event %s: %w", e.ID, err)
+		}
+		failed, err := r.recordFailure(ctx, e, err)
+		if err != nil {
+			return err
+		}
+		if failed {
+			select {
+			case acks <- inflight{event: e, txn: x, settled: true}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-time.After(wait.next()):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Relay) recordFailure(ctx context.Context, e *outbox.Event, cause error) (failed bool, err error) {
+	if e.ID == "" {
+		// Without an id the row cannot be marked; nothing else can be done.
+		r.log.Error("skipping an event_bus row without id", "err", cause)
+		return true, nil
+	}
+	failed, err = r.store.RecordFailure(ctx, e.ID, cause.Error(), r.opts.MaxRetries)
+	if err != nil {
+		return false, err
+	}
+	r.m.retried.WithLabelValues(r.m.eventType(e.EventType)).Inc()
+	if failed {
+		r.m.failed.WithLabelValues(r.m.eventType(e.EventType)).Inc()
+		r.log.Warn("event failed", "id", e.ID, "event_type", e.EventType, "err", cause)
+	} else {
+		r.log.Debug("event rejected; will retry", "id", e.ID, "err", cause)
+	}
+	return failed, nil
+}
+
+// acknowledge waits for each PubAck in publish order, marks acked events
+// processed in batches (by size or FlushInterval), then counts them done in
+// the tracker, which moves the confirmed position.
+func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflight) error {
+	batch := make([]inflight, 0, maxStatusBatch)
+	ids := make([]string, 0, maxStatusBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var deadline <-chan time.Time
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		ids = ids[:0]
+		for _, f := range batch {
+			ids = append(ids, f.event.ID)
+		}
+		if err := r.store.MarkProcessed(ctx, ids); err != nil {
+			return err
+		}
+		for _, f := range batch {
+			r.m.published.WithLabelValues(r.m.eventType(f.event.EventType)).Inc()
+			tr.done(f.txn)
+		}
+		batch = batch[:0]
+		timer.Stop()
+		deadline = nil
+		return nil
+	}
+	// Whatever the reason for stopping, events already acked get marked.
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := flush(flushCtx); err != nil {
+			r.log.Warn("final status write failed; those events will be published again", "err", err)
+		}
+	}()
+	for {
+		var f inflight
+		var open bool
+		select {
+		case f, open = <-acks:
+		case <-deadline:
+			if err := flush(ctx); err != nil {
+				return err
+			}
+			continue
+		case <-ctx.Done():
+			return nil
+		}
+		if !open {
+			return flush(ctx)
+		}
+		if f.settled {
+			tr.done(f.txn)
+			continue
+		}
+		r.m.inflight.Dec()
+	wait:
+		for {
+			select {
+			case <-f.ack.Ok():
+				batch = append(batch, f)
+				if len(batch) == 1 {
+					timer.Reset(r.opts.FlushInterval)
+					deadline = timer.C
+				}
+				if len(batch) >= maxStatusBatch {
+					if err := flush(ctx); err != nil {
+						return err
+					}
+				}
+				break wait
+			case err := <-f.ack.Err():
+				if err := r.ackFailed(ctx, tr, f, publisher.Classify(err)); err != nil {
+					return err
+				}
+				break wait
+			case <-deadline:
+				if err := flush(ctx); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// ackFailed handles a publish that failed after it was sent. A broker
+// failure ends the session (the event is published again from the confirmed
+// position); a per-event refusal counts one attempt and, unless that was the
+// last, also ends the session so the event is retried in order.
+func (r *Relay) ackFailed(ctx context.Context, tr *tracker, f inflight, err error) error {
+	if !errors.Is(err, publisher.ErrRejected) {
+		return fmt.Errorf("publish event %s: %w", f.event.ID, err)
+	}
+	failed, rerr := r.recordFailure(ctx, f.event, err)
+	if rerr != nil {
+		return rerr
+	}
+	if !failed {
+		return fmt.Errorf("event %s: %w: %w", f.event.ID, errRetryEvent, err)
+	}
+	tr.done(f.txn)
+	return nil
+}
+

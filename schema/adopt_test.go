@@ -1,0 +1,332 @@
+package schema
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// seedSQL approximates a database running the seed's event bus on Supabase:
+// auth.uid() as Supabase defines it, an application's profiles and leads, the
+// seed's event_bus with its three policies, functions and triggers.
+const seedSQL = `
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
+  SELECT coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+
+CREATE TABLE public.profiles (
+  id uuid PRIMARY KEY,
+  organization_id uuid,
+  role text,
+  full_name text
+);
+
+CREATE TABLE public.leads (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  first_name text,
+  last_name text,
+  phone text,
+  email text,
+  status_id uuid,
+  lead_source_id uuid,
+  organization_id uuid,
+  created_at timestamptz DEFAULT now()
+);
+
+CREATE TABLE public.event_bus (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  event_type TEXT NOT NULL,
+  aggregate_type TEXT NOT NULL,
+  aggregate_id TEXT NOT NULL,
+  payload JSONB DEFAULT '{}'::jsonb,
+  metadata JSONB DEFAULT '{}'::jsonb,
+  organization_id UUID,
+  status TEXT DEFAULT 'pending' CHECK (status IN ('pending', 'processing', 'processed', 'failed')),
+  created_at TIMESTAMP WITH TIME ZONE DEFAULT now(),
+  processed_at TIMESTAMP WITH TIME ZONE,
+  retry_count INTEGER DEFAULT 0,
+  error_message TEXT
+);
+
+ALTER TABLE public.event_bus ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY "Users can view events from their organization"
+  ON public.event_bus
+  FOR SELECT
+  USING (organization_id IN (
+    SELECT profiles.organization_id
+    FROM profiles
+    WHERE profiles.id = auth.uid()
+  ));
+
+CREATE POLICY "System can insert events"
+  ON public.event_bus
+  FOR INSERT
+  WITH CHECK (true);
+
+CREATE POLICY "System can update events"
+  ON public.event_bus
+  FOR UPDATE
+  USING (true);
+
+CREATE FUNCTION public.publish_event(
+  p_event_type TEXT,
+  p_aggregate_type TEXT,
+  p_aggregate_id TEXT,
+  p_payload JSONB DEFAULT '{}'::jsonb,
+  p_metadata JSONB DEFAULT '{}'::jsonb,
+  p_organization_id UUID DEFAULT NULL
+) RETURNS UUID
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+  v_event_id UUID;
+BEGIN
+  INSERT INTO event_bus (event_type, aggregate_type, aggregate_id, payload, metadata, organization_id)
+  VALUES (p_event_type, p_aggregate_type, p_aggregate_id, p_payload, p_metadata, p_organization_id)
+  RETURNING id INTO v_event_id;
+  RETURN v_event_id;
+END;
+$$;
+
+CREATE FUNCTION public.process_pending_events(p_limit INTEGER DEFAULT 100) RETURNS INTEGER
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+  v_event RECORD;
+  v_count INTEGER := 0;
+BEGIN
+  FOR v_event IN
+    SELECT * FROM event_bus WHERE status = 'pending' ORDER BY created_at LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    UPDATE event_bus SET status = 'processing' WHERE id = v_event.id;
+    UPDATE event_bus SET status = 'processed', processed_at = now() WHERE id = v_event.id;
+    v_count := v_count + 1;
+  END LOOP;
+  RETURN v_count;
+END;
+$$;
+
+CREATE FUNCTION public.trigger_lead_created() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+  PERFORM publish_event('lead.created', 'lead', NEW.id::text,
+    jsonb_build_object('lead_id', NEW.id, 'first_name', NEW.first_name, 'last_name', NEW.last_name,
+      'phone', NEW.phone, 'status_id', NEW.status_id, 'lead_source_id', NEW.lead_source_id,
+      'organization_id', NEW.organization_id),
+    jsonb_build_object('trigger', 'insert'), NEW.organization_id);
+  RETURN NEW;
+END;
+$$;
+
+CREATE FUNCTION public.trigger_lead_status_updated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+  IF OLD.status_id IS DISTINCT FROM NEW.status_id THEN
+    PERFORM publish_event('lead.status_updated', 'lead', NEW.id::text,
+      jsonb_build_object('lead_id', NEW.id, 'first_name', NEW.first_name, 'last_name', NEW.last_name,
+        'old_status_id', OLD.status_id, 'new_status_id', NEW.status_id,
+        'organization_id', NEW.organization_id),
+      jsonb_build_object('trigger', 'update'), NEW.organization_id);
+  END IF;
+  RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER on_lead_created
+  AFTER INSERT ON public.leads
+  FOR EACH ROW
+  EXECUTE FUNCTION public.trigger_lead_created();
+
+CREATE TRIGGER on_lead_status_updated
+  AFTER UPDATE ON public.leads
+  FOR EACH ROW
+  EXECUTE FUNCTION public.trigger_lead_status_updated();
+`
+
+// seedRowsSQL gives the seed database a history: processed, pending, failed
+// and processing events, from leads and published directly.
+const seedRowsSQL = `
+INSERT INTO public.profiles (id, organization_id, role)
+VALUES ('11111111-1111-4111-8111-111111111111', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'admin');
+
+INSERT INTO public.leads (first_name, last_name, phone, organization_id)
+SELECT 'Lead', g::text, '+7999000000' || g, 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'
+FROM generate_series(1, 5) g;
+
+SELECT public.process_pending_events(3);
+
+SELECT public.publish_event('payment.completed', 'payment', 'p-1', '{"amount": 1}', '{}', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa');
+
+INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, organization_id, status, retry_count, error_message)
+VALUES ('payment.failed', 'payment', 'p-2', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'failed', 3, 'handler error'),
+       ('payment.stuck', 'payment', 'p-3', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'processing', 0, NULL);
+
+UPDATE public.event_bus SET created_at = created_at - interval '1 day';
+`
+
+// snapshot returns every event_bus row as JSON, ordered by id.
+func snapshot(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `SELECT to_jsonb(e)::text FROM public.event_bus e ORDER BY id`)
+	require.NoError(t, err)
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return all
+}
+
+func TestMigrateAdoptsSeedDatabase(t *testing.T) {
+	t.Parallel()
+	conn := connect(t, newDB(t))
+	ctx := t.Context()
+	_, err := conn.Exec(ctx, seedSQL)
+	require.NoError(t, err, "create the seed's objects")
+	_, err = conn.Exec(ctx, seedRowsSQL)
+	require.NoError(t, err, "create the seed's rows")
+
+	var counts map[string]int
+	require.NoError(t, conn.QueryRow(ctx,
+		`SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) n FROM public.event_bus GROUP BY status) s`).Scan(&counts))
+	require.Equal(t, map[string]int{"processed": 3, "pending": 3, "failed": 1, "processing": 1}, counts, "seed history")
+	before := snapshot(t, conn)
+
+	ms, err := embeddedMigrations()
+	require.NoError(t, err)
+	applied, err := Migrate(ctx, conn, testLogger(t))
+	require.NoError(t, err, "migrate the seed database")
+	assert.Equal(t, len(ms), applied)
+	assert.Equal(t, before, snapshot(t, conn), "every row is kept as it was")
+
+	applied, err = Migrate(ctx, conn, testLogger(t))
+	require.NoError(t, err)
+	assert.Zero(t, applied)
+
+	// process_pending_events is ours: it hands rows back instead of marking them.
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT public.process_pending_events(100)`).Scan(&n))
+	assert.Equal(t, 5, n, "3 stale pending, 1 failed, 1 processing")
+	require.NoError(t, conn.QueryRow(ctx,
+		`SELECT jsonb_object_agg(status, n) FROM (SELECT status, count(*) n FROM public.event_bus GROUP BY status) s`).Scan(&counts))
+	assert.Equal(t, map[string]int{"processed": 3, "pending": 5}, counts)
+	failed := eventsWhere(t, conn, `event_type = 'payment.failed'`)
+	require.Len(t, failed, 1)
+	assert.Equal(t, 3, failed[0].RetryCount)
+
+	// The triggers are ours and fire once.
+	var leadID string
+	require.NoError(t, conn.QueryRow(ctx, `INSERT INTO public.leads (first_name, email)
+		VALUES ('New', 'new@example.com') RETURNING id::text`).Scan(&leadID))
+	created := eventsWhere(t, conn, `aggregate_id = $1`, leadID)
+	require.Len(t, created, 1)
+	assert.Equal(t, "lead.created", created[0].EventType)
+	assert.Len(t, created[0].Payload, 7)
+
+	// publish_event is ours: it applies the tenant rule.
+	err = asRole(t, conn, "authenticated", "11111111-1111-4111-8111-111111111111", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT public.publish_event('x.y', 'x', '1', '{}', '{}', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb')`)
+		return err
+	})
+	require.ErrorContains(t, err, "is not the caller's organization")
+
+	// The seed's read policy keeps its meaning, its write policies are gone.
+	err = asRole(t, conn, "authenticated", "11111111-1111-4111-8111-111111111111", func(tx pgx.Tx) error {
+		orgs := visible(t, tx)
+		assert.Len(t, orgs, 7, "the 7 events of the user's organization, not the others")
+		for _, org := range orgs {
+			assert.Equal(t, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", org)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	rows, err := conn.Query(ctx, `SELECT policyname FROM pg_catalog.pg_policies
+		WHERE schemaname = 'public' AND tablename = 'event_bus' ORDER BY policyname`)
+	require.NoError(t, err)
+	policies, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"Service role has full access", "Users can view events from their organization"}, policies)
+
+	// Exactly one function of each name: replaced, not overloaded.
+	var functions int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_proc
+		WHERE pronamespace = 'public'::regnamespace AND proname IN
+		('publish_event', 'process_pending_events', 'trigger_lead_created', 'trigger_lead_status_updated')`).Scan(&functions))
+	assert.Equal(t, 4, functions)
+}
+
+func TestMigrateKeepsExistingAuthUID(t *testing.T) {
+	t.Parallel()
+	conn := connect(t, newDB(t))
+	ctx := t.Context()
+	const fixed = "22222222-2222-4222-8222-222222222222"
+	_, err := conn.Exec(ctx, `CREATE SCHEMA auth;
+		CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT '`+fixed+`'::uuid $$;`)
+	require.NoError(t, err)
+
+	_, err = Migrate(ctx, conn, testLogger(t))
+	require.NoError(t, err)
+
+	var uid string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT auth.uid()::text`).Scan(&uid))
+	assert.Equal(t, fixed, uid, "an existing auth.uid() is never replaced")
+}
+
+func TestAuthUIDShim(t *testing.T) {
+	t.Parallel()
+	conn := migrated(t)
+	ctx := t.Context()
+	user := newUUID(t)
+
+	for _, c := range []struct {
+		name   string
+		setup  string
+		want   *string
+		errors bool
+	}{
+		{name: "unset", setup: `SELECT 1`},
+		{name: "empty", setup: `SELECT set_config('request.jwt.claims', '', true)`},
+		{name: "no sub", setup: `SELECT set_config('request.jwt.claims', '{"role": "anon"}', true)`},
+		{name: "empty sub", setup: `SELECT set_config('request.jwt.claims', '{"sub": ""}', true)`},
+		{name: "sub", setup: `SELECT set_config('request.jwt.claims', '{"sub": "` + user + `"}', true)`, want: &user},
+		{name: "legacy claim", setup: `SELECT set_config('request.jwt.claim.sub', '` + user + `', true)`, want: &user},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tx, err := conn.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			_, err = tx.Exec(ctx, c.setup)
+			require.NoError(t, err)
+			var got *string
+			require.NoError(t, tx.QueryRow(ctx, `SELECT auth.uid()::text`).Scan(&got))
+			assert.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestEventBusIsTheSeedsTable(t *testing.T) {
+	t.Parallel()
+	conn := migrated(t)
+	rows, err := conn.Query(t.Context(), `SELECT column_name::text, data_type::text, is_nullable::text, coalesce(column_default::text, '')
+		FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'event_bus' ORDER BY ordinal_position`)
+	require.NoError(t, err)
+	type column struct{ Name, Type, Nullable, Default string }
+	columns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[column])
+	require.NoError(t, err)
+	assert.Equal(t, []column{
+		{"id", "uuid", "NO", "gen_random_uuid()"},
+		{"event_type", "text", "NO", ""},
+		{"aggregate_type", "text", "NO", ""},
+		{"aggregate_id", "text", "NO", ""},
+		{"payload", "jsonb", "YES", "'{}'::jsonb"},
+		{"metadata", "jsonb", "YES", "'{}'::jsonb"},
+		{"organization_id", "uuid", "YES", ""},
+		{"status", "text", "YES", "'pending'::text"},
+		{"created_at", "timestamp with time zone", "YES", "now()"},
+		{"processed_at", "timestamp with time zone", "YES", ""},
+		{"retry_count", "integer", "YES", "0"},
+		{"error_message", "text", "YES", ""},
+	}, columns)
+}
