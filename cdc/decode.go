@@ -71,7 +71,25 @@ func newDecoder() *decoder { return &decoder{relations: make(map[uint32]*relatio
 
 // decode parses one pgoutput message. It returns ok=false for messages that
 // carry nothing for the relay (relations, types, origins, other tables).
-func (d *decoder) decode(data []byte) (Change, bool, error) {
+func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
+	// pglogrepl.Parse indexes into the message without bounds checks; a
+	// truncated message must end the session with an error, not a panic.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed pgoutput message (%d bytes): %v", len(data), p)
+		}
+	}()
+	if len(data) == 0 {
+		return Change{}, false, errors.New("empty pgoutput message")
+	}
+	switch pglogrepl.MessageType(data[0]) {
+	case pglogrepl.MessageTypeRelation, pglogrepl.MessageTypeBegin, pglogrepl.MessageTypeCommit,
+		pglogrepl.MessageTypeInsert, pglogrepl.MessageTypeMessage:
+	default:
+		// Not parsed at all: nothing the relay needs, and a truncate message
+		// would make pglogrepl allocate by a count read from the wire.
+		return Change{}, false, nil
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return Change{}, false, fmt.Errorf("parse pgoutput message: %w", err)

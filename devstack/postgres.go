@@ -36,8 +36,10 @@ type PostgresOptions struct {
 	DataDir string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
-	// Fast turns off fsync, synchronous_commit and full_page_writes. A crash of
-	// the machine can then corrupt the cluster: for throwaway test clusters only.
+	// Fast turns off fsync and full_page_writes. A crash of the machine can
+	// then corrupt the cluster: for throwaway test clusters only.
+	// synchronous_commit stays on: logical decoding only reads flushed WAL, so
+	// turning it off would delay every event by up to wal_writer_delay.
 	Fast bool
 	// Log receives a line per state change; nil discards.
 	Log *slog.Logger
@@ -311,7 +313,7 @@ func (p *Postgres) writeConfig(fast bool) error {
 		"max_connections = 200",
 	}
 	if fast {
-		settings = append(settings, "fsync = off", "synchronous_commit = off", "full_page_writes = off")
+		settings = append(settings, "fsync = off", "full_page_writes = off")
 	}
 	conf := "# Written by eventbus devstack before each start; edits are lost.\n" +
 		strings.Join(settings, "\n") + "\n"

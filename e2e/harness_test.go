@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,11 +79,16 @@ type setupOptions struct {
 	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
 	maxPayload int32
 	env        []string
+	preMigrate string // SQL run on the new database before `eventbus migrate`
 }
 
 func withPostgres(pg *devstack.Postgres) option { return func(o *setupOptions) { o.pg = pg } }
 func withMaxPayload(n int32) option             { return func(o *setupOptions) { o.maxPayload = n } }
 func withEnv(kv ...string) option               { return func(o *setupOptions) { o.env = append(o.env, kv...) } }
+
+// withSQLBeforeMigrate runs sql on the new database before `eventbus
+// migrate`, giving the migration an existing database to adopt.
+func withSQLBeforeMigrate(sql string) option { return func(o *setupOptions) { o.preMigrate = sql } }
 
 // setup creates a database, migrates it with `eventbus migrate`, and starts
 // an embedded NATS server. The relay is not started.
@@ -112,6 +118,13 @@ func setup(t *testing.T, opts ...option) *env {
 	require.NoError(t, err)
 	t.Cleanup(ns.Shutdown)
 	e.nats = ns
+
+	if o.preMigrate != "" {
+		conn, err := pgx.Connect(t.Context(), e.dbURL)
+		require.NoError(t, err)
+		_, err = conn.Exec(t.Context(), o.preMigrate)
+		require.NoError(t, errors.Join(err, conn.Close(t.Context())), "SQL before migrate")
+	}
 
 	out, err := e.command("migrate").CombinedOutput()
 	require.NoError(t, err, "eventbus migrate: %s", out)

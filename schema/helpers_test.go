@@ -6,49 +6,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/internal/testenv"
 )
 
-// adminURL is the server the tests create their databases on until they move
-// to internal/testenv. EVENTBUS_TEST_DATABASE_URL overrides it.
-const adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// newDB creates an empty database for one test and drops it when the test
-// ends. It returns the database's URL.
+// newDB creates an empty database for one test (on the package's throwaway
+// cluster, see internal/testenv) and drops it when the test ends.
 func newDB(t *testing.T) string {
 	t.Helper()
-	base := adminURL
-	if u := os.Getenv("EVENTBUS_TEST_DATABASE_URL"); u != "" {
-		base = u
-	}
-	admin := connect(t, base)
-
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	name := "eventbus_schema_" + hex.EncodeToString(suffix)
-	_, err := admin.Exec(t.Context(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err, "create test database")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-		if err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	require.NoError(t, err, "parse %s", base)
-	u.Path = "/" + name
-	return u.String()
+	return testenv.Postgres(t)
 }
 
 // connect opens a connection closed when the test ends.

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/internal/testenv"
+)
+
+// warmUp publishes one event and waits until the relay processed it, so that
+// a burst that follows meets a relay that is streaming. It returns the id.
+func (e *env) warmUp() string {
+	e.t.Helper()
+	id := e.publish(e.t.Context(), "warm.up", "warm-up", `{}`)
+	e.waitProcessed(1, 60*time.Second)
+	return id
+}
+
+// requireRunning fails the test if the relay has exited.
+func (p *relayProc) requireRunning() {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		p.t.Fatalf("the relay exited (%v); output:\n%s", p.err, p.out.String())
+	default:
+	}
+}
+
+// waitWritten waits until the writers committed at least n events.
+func (w *writers) waitWritten(n int) {
+	w.e.t.Helper()
+	eventually(w.e.t, 60*time.Second, func() (bool, string) {
+		got := w.written.Load()
+		return got >= int64(n), fmt.Sprintf("%d of %d events written", got, w.total)
+	})
+}
+
+func TestRelayKilledMidBurstLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	relay := e.startRelay()
+	warm := e.warmUp()
+
+	const writers, perWriter = 4, 1000
+	const total = writers * perWriter
+	w := e.startWriters(t.Context(), writers, perWriter)
+	w.waitWritten(total / 3)
+	relay.kill()
+	written := w.written.Load()
+	t.Logf("SIGKILL with %d of %d events written; statuses %v", written, total, e.statusCounts())
+	require.Less(t, written, int64(total), "the relay is killed while the writers are writing")
+
+	e.startRelay()
+	ids := append(w.wait(), warm)
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+}
+
+func TestNATSOutageMidBurstLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	relay := e.startRelay()
+	warm := e.warmUp()
+
+	const writers, perWriter = 2, 1000
+	const total = writers * perWriter
+	w := e.startWriters(t.Context(), writers, perWriter)
+	w.waitWritten(total / 3)
+	e.nats.Shutdown()
+	written := w.written.Load()
+	t.Logf("NATS shut down with %d of %d events written; statuses %v", written, total, e.statusCounts())
+	require.Less(t, written, int64(total), "NATS goes down while the writers are writing")
+	time.Sleep(3 * time.Second) // the outage
+	require.Zero(t, e.statusCounts()["failed"], "an outage fails no event")
+	require.NoError(t, e.nats.Restart())
+
+	ids := append(w.wait(), warm)
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+	var retried int
+	require.NoError(t, e.db.QueryRow(t.Context(), `SELECT count(*) FROM public.event_bus WHERE retry_count > 0 OR error_message IS NOT NULL`).Scan(&retried))
+	require.Zero(t, retried, "an outage counts against no event's retries")
+	relay.requireRunning()
+}
+
+func TestPostgresRestartMidStreamLosesNothing(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	e := setup(t, withPostgres(pg))
+	ctx := t.Context()
+	relay := e.startRelay()
+	warm := e.warmUp()
+
+	const writers, perWriter = 2, 1500
+	const total = writers * perWriter
+	w := e.startWriters(ctx, writers, perWriter)
+	w.waitWritten(300)
+	before := w.written.Load()
+	started := time.Now()
+	require.NoError(t, pg.Restart(ctx))
+	restarted := w.written.Load()
+	t.Logf("Postgres restarted in %s; %d events written before, %d when it was back, of %d",
+		time.Since(started).Round(time.Millisecond), before, restarted, total)
+	require.Less(t, restarted, int64(total), "events are written after the restart too")
+
+	// The test's own pool lost its connections too.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		err := e.db.Ping(ctx)
+		return err == nil, fmt.Sprintf("ping: %v", err)
+	})
+	ids := append(w.wait(), warm)
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+	relay.requireRunning()
+}
+
+func TestSIGTERMStopsCleanlyAndTheNextRunResumes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	relay := e.startRelay()
+	warm := e.warmUp()
+
+	const writers, perWriter = 2, 1000
+	w := e.startWriters(ctx, writers, perWriter)
+	var atStop map[string]int
+	eventually(t, 60*time.Second, func() (bool, string) {
+		atStop = e.statusCounts()
+		return atStop["processed"] >= 300 && atStop["pending"] > 0, fmt.Sprintf("statuses %v: want the relay mid-delivery", atStop)
+	})
+	started := time.Now()
+	code := relay.stop()
+	t.Logf("SIGTERM with statuses %v: exit code %d after %s", atStop, code, time.Since(started).Round(time.Millisecond))
+	require.Zero(t, code, "exit code after SIGTERM")
+	ids := append(w.wait(), warm)
+
+	// The last event, in a transaction of its own: an LSN read inside it lies
+	// between its insert and its commit.
+	tx, err := e.db.Begin(ctx)
+	require.NoError(t, err)
+	var last, insideLast string
+	require.NoError(t, tx.QueryRow(ctx, `SELECT public.publish_event('last.event', 'test', 'last', '{}', '{}', NULL)::text`).Scan(&last))
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&insideLast))
+	require.NoError(t, tx.Commit(ctx))
+	var afterLast string
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&afterLast))
+	ids = append(ids, last)
+
+	relay = e.startRelay()
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+	require.Zero(t, relay.stop(), "exit code of a stop with nothing pending")
+
+	var confirmed string
+	var active, pastLast, pastAfter bool
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, active, confirmed_flush_lsn > $2::pg_lsn, confirmed_flush_lsn >= $3::pg_lsn
+		FROM pg_replication_slots WHERE slot_name = $1`, e.slot, insideLast, afterLast).Scan(&confirmed, &active, &pastLast, &pastAfter))
+	t.Logf("slot confirmed_flush_lsn %s; last event: inside its transaction %s, right after its commit %s", confirmed, insideLast, afterLast)
+	require.False(t, active, "the slot is released")
+	require.True(t, pastLast, "confirmed_flush_lsn %s has passed the last event (LSN %s inside its transaction)", confirmed, insideLast)
+	require.True(t, pastAfter, "confirmed_flush_lsn %s has reached the LSN %s read right after the last event's commit", confirmed, afterLast)
+}
