@@ -333,4 +333,3 @@ func (r *Relay) ackFailed(ctx context.Context, tr *tracker, f inflight, err erro
 	tr.done(f.txn)
 	return nil
 }
-
