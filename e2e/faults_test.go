@@ -159,3 +159,45 @@ func TestSIGTERMStopsCleanlyAndTheNextRunResumes(t *testing.T) {
 	require.True(t, pastLast, "confirmed_flush_lsn %s has passed the last event (LSN %s inside its transaction)", confirmed, insideLast)
 	require.True(t, pastAfter, "confirmed_flush_lsn %s has reached the LSN %s read right after the last event's commit", confirmed, afterLast)
 }
+
+// TestRelayKilledDuringNATSOutageLosesNothing kills the relay while it holds
+// events it received from the slot but could not publish: the slot must not
+// have moved past them, so the next run publishes them.
+func TestRelayKilledDuringNATSOutageLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	relay := e.startRelay()
+	warm := e.warmUp()
+	e.nats.Shutdown()
+
+	tx, err := e.db.Begin(ctx)
+	require.NoError(t, err)
+	var first, insideFirst string
+	require.NoError(t, tx.QueryRow(ctx, `SELECT public.publish_event('first.event', 'test', 'first', '{}', '{}', NULL)::text`).Scan(&first))
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&insideFirst))
+	require.NoError(t, tx.Commit(ctx))
+	ids := append(e.startWriters(ctx, 2, 200).wait(), warm, first)
+	var written string
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&written))
+
+	// The relay reports as written what it received.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		var received *string
+		var ok bool
+		require.NoError(t, e.db.QueryRow(ctx, `SELECT r.write_lsn::text, coalesce(r.write_lsn >= $2::pg_lsn, false)
+			FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+			WHERE s.slot_name = $1`, e.slot, written).Scan(&received, &ok))
+		return ok, fmt.Sprintf("relay received up to %v, want %s", received, written)
+	})
+	var confirmed string
+	var behind bool
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, confirmed_flush_lsn < $2::pg_lsn
+		FROM pg_replication_slots WHERE slot_name = $1`, e.slot, insideFirst).Scan(&confirmed, &behind))
+	require.True(t, behind, "confirmed_flush_lsn %s is before the first unpublished event (%s)", confirmed, insideFirst)
+	relay.kill()
+
+	require.NoError(t, e.nats.Restart())
+	e.startRelay()
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+}

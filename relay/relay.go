@@ -1,9 +1,3 @@
-// Package relay is the pipeline of eventbus: it ties the replication stream
-// (package cdc) to JetStream (package publisher) and to the status writes of
-// the event_bus rows (package outbox), and moves the slot's confirmed
-// position only past events that are acked and marked.
-//
-// See doc.go for the mechanism.
 package relay
 
 import (

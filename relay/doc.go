@@ -1,0 +1,70 @@
+/*
+Package relay is the pipeline of eventbus: it ties the replication stream
+(package cdc) to JetStream (package publisher) and to the status writes of the
+event_bus rows (package outbox), and moves the slot's confirmed position only
+past events that are acked and marked. The code is in relay.go (sessions and
+retries), pipeline.go (the three stages) and tracker.go (what may be confirmed).
+
+# One session
+
+A session is one replication connection's life:
+
+	EnsureStream ─▶ cdc.Open (slot: create with snapshot, or resume)
+	             ─▶ backfill read opened (new slot, or backfill never finished)
+	             ─▶ Start replication ─▶ reader ▶ dispatcher ▶ acker
+
+  - reader (cdc.Stream.Run) decodes pgoutput into Changes, in commit order,
+    and sends standby status updates with the confirmed position.
+  - dispatcher publishes the backfill rows, then each event of each
+    transaction, asynchronously. The channel to the acker holds at most
+    EVENTBUS_PUBLISH_WINDOW events: that bounds memory and in-flight
+    messages, whatever the backlog or a transaction's size.
+  - acker waits for each PubAck in publish order, marks acked events
+    processed with one UPDATE … WHERE id = ANY($1) per batch (1000 ids or
+    EVENTBUS_STATUS_FLUSH_INTERVAL), then counts them done in the tracker.
+
+The tracker keeps transactions in stream order with a count of their
+unfinished events. The slot is confirmed up to the end LSN of the last
+transaction that, with every transaction before it, is committed and done.
+That is the only thing that flows backwards: acks → marks → confirmed LSN.
+
+# Failures
+
+Any error of Postgres or NATS ends the session; Run starts a new one after
+capped exponential backoff with jitter. The new session resumes from the
+slot's confirmed position, so everything not confirmed is decoded and
+published again. JetStream drops the copies it already holds (Nats-Msg-Id is
+the event id, within the stream's duplicate window) and status updates are
+idempotent. Nothing is marked failed for a broker or database outage.
+
+A per-event rejection (event_type that is not a valid subject, a message over
+max_payload, a line break in a header value, a row that cannot be decoded) is
+recorded on the row: retry_count+1 and error_message. The dispatcher retries
+that event in place, with backoff, so no later event overtakes it; when
+retry_count reaches EVENTBUS_MAX_RETRIES the row is marked failed and the
+stream moves on. A rejection that arrives with the PubAck (the stream refuses
+the message) is recorded the same way and retried by restarting the session.
+
+On SIGINT/SIGTERM the reader stops, the dispatcher publishes nothing more,
+the acker drains the acks already outstanding (at most
+EVENTBUS_SHUTDOWN_TIMEOUT), writes their statuses, and the final standby
+status update reports the confirmed position.
+
+# Backfill
+
+A slot created by this relay exports a snapshot; pending rows visible in it
+were committed before the slot's start and will never be in the stream, so
+they are read in that snapshot and published before the stream's first
+change. eventbus_slot_state records when a slot's backfill has completed; a
+relay that dies before then backfills again on its next start, without a
+snapshot, publishing every pending row (some a second time, which JetStream
+deduplicates).
+
+# Redrive
+
+process_pending_events() emits a transactional logical decoding message
+(prefix eventbus.redrive) with the ids it hands back. The dispatcher meets it
+in the stream, reads those rows that are still pending, and publishes them
+inside that transaction's place in the order, with their plain Nats-Msg-Id.
+*/
+package relay

@@ -1,0 +1,76 @@
+package relay
+
+import (
+	"testing"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/stretchr/testify/assert"
+)
+
+func TestTrackerConfirmsOnlyFinishedPrefix(t *testing.T) {
+	var confirmed []pglogrepl.LSN
+	tr := newTracker(100, func(l pglogrepl.LSN) { confirmed = append(confirmed, l) })
+
+	a := tr.begin()
+	tr.add(a)
+	tr.add(a)
+	b := tr.begin()
+	tr.add(b)
+	tr.commit(a, 200)
+	tr.commit(b, 300)
+	assert.Empty(t, confirmed, "nothing done yet")
+
+	tr.done(b)
+	assert.Empty(t, confirmed, "b is done but a, before it, is not")
+
+	tr.done(a)
+	assert.Empty(t, confirmed, "a still has one event")
+	tr.done(a)
+	assert.Equal(t, []pglogrepl.LSN{300}, confirmed, "a and b confirmed together, at b's end")
+	assert.Equal(t, 0, tr.inFlight())
+}
+
+func TestTrackerWaitsForCommit(t *testing.T) {
+	var got pglogrepl.LSN
+	tr := newTracker(10, func(l pglogrepl.LSN) { got = l })
+	x := tr.begin()
+	tr.add(x)
+	tr.done(x)
+	assert.Zero(t, got, "all events done but the Commit has not been seen: more may come")
+	tr.commit(x, 50)
+	assert.Equal(t, pglogrepl.LSN(50), got)
+}
+
+func TestTrackerEmptyTransactionsAndPositions(t *testing.T) {
+	var got pglogrepl.LSN
+	tr := newTracker(10, func(l pglogrepl.LSN) { got = l })
+	busy := tr.begin()
+	tr.add(busy)
+	tr.commit(busy, 40)
+	tr.commit(tr.begin(), 60) // a keepalive position behind a busy transaction
+	assert.Zero(t, got)
+	tr.done(busy)
+	assert.Equal(t, pglogrepl.LSN(60), got)
+}
+
+func TestTrackerNeverMovesBackwards(t *testing.T) {
+	var calls int
+	tr := newTracker(500, func(pglogrepl.LSN) { calls++ })
+	tr.commit(tr.begin(), 0)   // a backfill: no LSN
+	tr.commit(tr.begin(), 400) // a position older than the start
+	assert.Zero(t, calls)
+	assert.Equal(t, pglogrepl.LSN(500), tr.confirmed)
+}
+
+func TestTrackerRunsOnDoneOnce(t *testing.T) {
+	tr := newTracker(0, nil)
+	x := tr.begin()
+	runs := 0
+	x.onDone = func() { runs++ }
+	tr.add(x)
+	tr.commit(x, 0)
+	assert.Zero(t, runs)
+	tr.done(x)
+	tr.commit(tr.begin(), 10)
+	assert.Equal(t, 1, runs)
+}
