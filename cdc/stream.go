@@ -69,6 +69,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 	if opts.StandbyInterval <= 0 {
 		opts.StandbyInterval = time.Second
 	}
+	s, err := connectReplication(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ensureSlot(ctx); err != nil {
+		s.conn.Close(context.Background())
+		return nil, err
+	}
+	s.confirmed.Store(uint64(s.slot.ConfirmedLSN))
+	return s, nil
+}
+
+func connectReplication(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
@@ -81,13 +94,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)
 	}
-	s := &Stream{opts: opts, conn: conn, log: opts.Log}
-	if err := s.ensureSlot(ctx); err != nil {
-		conn.Close(context.Background())
-		return nil, err
-	}
-	s.confirmed.Store(uint64(s.slot.ConfirmedLSN))
-	return s, nil
+	return &Stream{opts: opts, conn: conn, log: opts.Log}, nil
 }
 
 // Slot returns what Open found or created.

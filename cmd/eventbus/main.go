@@ -2,6 +2,10 @@
 //
 //	eventbus migrate   apply the embedded SQL migrations
 //	eventbus run       run the relay
+//	eventbus status    slot, lag and counts
+//	eventbus slot      reset or drop the replication slot
+//	eventbus replay    republish stored events
+//	eventbus publish   call publish_event
 //
 // Configuration comes from EVENTBUS_* environment variables (see README.md).
 package main
@@ -29,6 +33,16 @@ const usage = `usage: eventbus <command>
 commands:
   migrate   apply the embedded SQL migrations (idempotent)
   run       stream event_bus inserts to NATS JetStream until SIGINT/SIGTERM
+  status [--json]
+            slot, lag, counts by status over 24 h, latest failed events
+  slot reset [--force] | slot drop [--force]
+            recreate or drop the replication slot; pending rows are kept
+  replay [--since T] [--until T] [--event-type X] [--aggregate-type A]
+         [--status S] [--id UUID]... [--dry-run] [--rate N]
+            republish stored events (fresh Nats-Msg-Id, Eventbus-Replay: true)
+  publish --event-type X --aggregate-type A --aggregate-id ID
+          [--payload JSON] [--metadata JSON] [--organization-id UUID]
+            call publish_event and print the new id
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -62,6 +76,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, cfg, args[1:], stdout, log)
 	case "run":
 		err = runRelay(ctx, cfg, args[1:], log)
+	case "status":
+		err = status(ctx, cfg, args[1:], stdout)
+	case "slot":
+		err = slotCommand(ctx, cfg, args[1:], stdout)
+	case "replay":
+		err = replayCommand(ctx, cfg, args[1:], stdout, stderr)
+	case "publish":
+		err = publishCommand(ctx, cfg, args[1:], stdout)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

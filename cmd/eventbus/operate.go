@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
+	"github.com/eventbus/eventbus/replay"
+)
+
+// flags returns a FlagSet whose parse errors become usage errors.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			var b strings.Builder
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return &usageError{"flags of " + fs.Name() + ":\n" + b.String()}
+		}
+		return &usageError{err.Error()}
+	}
+	return noArgs(fs.Args())
+}
+
+// list is a repeatable (or comma-separated) string flag.
+type list []string
+
+func (l *list) String() string { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// timeFlag accepts RFC 3339, "2006-01-02 15:04:05", "2006-01-02", or a
+// duration meaning that long ago ("2h").
+type timeFlag struct{ t time.Time }
+
+func (f *timeFlag) String() string {
+	if f.t.IsZero() {
+		return ""
+	}
+	return f.t.Format(time.RFC3339)
+}
+
+func (f *timeFlag) Set(v string) error {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			f.t = t
+			return nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		f.t = time.Now().Add(-d)
+		return nil
+	}
+	return fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD, or a duration ago such as 2h)", v)
+}
+
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+// statusReport is the output of `eventbus status --json`.
+type statusReport struct {
+	cdc.SlotInfo
+	Counts   outbox.Stats     `json:"counts"`
+	Window   string           `json:"window"`
+	Failures []outbox.Failure `json:"failures"`
+}
+
+func status(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("status")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	slot, err := cdc.InspectSlot(ctx, pool, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	store := outbox.NewStore(pool)
+	const window = 24 * time.Hour
+	stats, err := store.Stats(ctx, window)
+	if err != nil {
+		return err
+	}
+	failures, err := store.RecentFailures(ctx, 10)
+	if err != nil {
+		return err
+	}
+	report := statusReport{SlotInfo: slot, Counts: stats, Window: "24h", Failures: failures}
+	if report.Failures == nil {
+		report.Failures = []outbox.Failure{}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	printStatus(stdout, report)
+	return nil
+}
+
+func printStatus(w io.Writer, r statusReport) {
+	if !r.Exists {
+		fmt.Fprintf(w, "slot           %s (missing: created by the next eventbus run)\n", r.Name)
+	} else {
+		state := "inactive"
+		if r.Active {
+			state = "active"
+			if r.ActivePID != nil {
+				state = fmt.Sprintf("active, pid %d", *r.ActivePID)
+			}
+		}
+		fmt.Fprintf(w, "slot           %s (%s)\n", r.Name, state)
+		fmt.Fprintf(w, "confirmed      %s\n", r.ConfirmedFlushLSN)
+		fmt.Fprintf(w, "restart        %s\n", r.RestartLSN)
+		fmt.Fprintf(w, "wal_status     %s\n", r.WALStatus)
+		if r.LagBytes != nil {
+			fmt.Fprintf(w, "lag            %d bytes\n", *r.LagBytes)
+		}
+	}
+	c := r.Counts
+	fmt.Fprintf(w, "events (%s)  pending %d  processing %d  processed %d  failed %d  total %d\n",
+		r.Window, c.Pending, c.Processing, c.Processed, c.Failed, c.Total)
+	if c.OldestPending != nil {
+		fmt.Fprintf(w, "oldest pending %s (%s ago)\n", c.OldestPending.UTC().Format(time.RFC3339), time.Since(*c.OldestPending).Round(time.Second))
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintln(w, "latest failed events:")
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "  %s  %s  retries=%d  %s\n", f.ID, f.EventType, f.RetryCount, f.ErrorMessage)
+		}
+	}
+}
+
+func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return &usageError{"usage: eventbus slot reset [--force] | eventbus slot drop [--force]"}
+	}
+	fs := flags("slot " + args[0])
+	force := fs.Bool("force", false, "terminate the relay streaming from the slot first")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := outbox.NewStore(pool)
+	switch args[0] {
+	case "reset":
+		// Record first: if the reset is interrupted, the next run still backfills.
+		if err := store.SetBackfillDone(ctx, cfg.Slot, false); err != nil {
+			return err
+		}
+		lsn, err := cdc.ResetSlot(ctx, cfg.DatabaseURL, cfg.Slot, *force)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "slot %s recreated at %s; rows still pending are published by the next eventbus run\n", cfg.Slot, lsn)
+	case "drop":
+		if err := store.SetBackfillDone(ctx, cfg.Slot, false); err != nil {
+			return err
+		}
+		if err := cdc.DropSlot(ctx, cfg.DatabaseURL, cfg.Slot, *force); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "slot %s dropped; the next eventbus run creates it and publishes the rows still pending\n", cfg.Slot)
+	default:
+		return &usageError{fmt.Sprintf("unknown slot command %q: use reset or drop", args[0])}
+	}
+	return nil
+}
+
+func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flags("replay")
+	var since, until timeFlag
+	var f outbox.Filter
+	fs.Var(&since, "since", "events created at or after this time")
+	fs.Var(&until, "until", "events created before this time")
+	fs.Var((*list)(&f.EventTypes), "event-type", "event type (repeatable)")
+	fs.Var((*list)(&f.AggregateTypes), "aggregate-type", "aggregate type (repeatable)")
+	fs.Var((*list)(&f.Statuses), "status", "row status (repeatable)")
+	fs.Var((*list)(&f.IDs), "id", "event id (repeatable)")
+	dryRun := fs.Bool("dry-run", false, "list the events that would be replayed, publish nothing")
+	rate := fs.Float64("rate", 0, "at most this many events per second (0: unlimited)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f.Since, f.Until = since.t, until.t
+	for _, s := range f.Statuses {
+		switch s {
+		case outbox.StatusPending, outbox.StatusProcessing, outbox.StatusProcessed, outbox.StatusFailed:
+		default:
+			return &usageError{fmt.Sprintf("--status %q: want pending, processing, processed or failed", s)}
+		}
+	}
+	for _, id := range f.IDs {
+		if !isUUID(id) {
+			return &usageError{fmt.Sprintf("--id %q is not a UUID", id)}
+		}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	opts := replay.Options{DryRun: *dryRun, Rate: *rate}
+	var pub *publisher.Publisher
+	if !*dryRun {
+		pub, err = publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		if err := pub.EnsureStream(ctx); err != nil {
+			return err
+		}
+		last := time.Now()
+		n := 0
+		opts.OnEvent = func(*outbox.Event) {
+			n++
+			if time.Since(last) >= time.Second {
+				fmt.Fprintf(stderr, "replayed %d events…\n", n)
+				last = time.Now()
+			}
+		}
+	} else {
+		opts.OnEvent = func(e *outbox.Event) {
+			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.EventType, e.AggregateID)
+		}
+	}
+	res, err := replay.Run(ctx, outbox.NewStore(pool), pub, f, opts)
+	if err != nil {
+		return err
+	}
+	for _, r := range res.Rejected {
+		fmt.Fprintf(stderr, "not replayed: %s\n", r)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "would replay %d events\n", res.Matched)
+		return nil
+	}
+	fmt.Fprintf(stdout, "replayed %d events\n", res.Published)
+	if len(res.Rejected) > 0 {
+		return fmt.Errorf("%d of %d events could not be replayed", len(res.Rejected), res.Matched)
+	}
+	return nil
+}
+
+func publishCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("publish")
+	eventType := fs.String("event-type", "", "event type, e.g. payment.completed (required)")
+	aggregateType := fs.String("aggregate-type", "", "aggregate type, e.g. payment (required)")
+	aggregateID := fs.String("aggregate-id", "", "aggregate id (required)")
+	payload := fs.String("payload", "{}", "payload JSON")
+	metadata := fs.String("metadata", "{}", "metadata JSON")
+	org := fs.String("organization-id", "", "organization UUID")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, value string }{
+		{"--event-type", *eventType}, {"--aggregate-type", *aggregateType}, {"--aggregate-id", *aggregateID},
+	} {
+		if f.value == "" {
+			return &usageError{f.name + " is required"}
+		}
+	}
+	for _, f := range []struct{ name, value string }{{"--payload", *payload}, {"--metadata", *metadata}} {
+		if !json.Valid([]byte(f.value)) {
+			return &usageError{fmt.Sprintf("%s is not valid JSON: %s", f.name, f.value)}
+		}
+	}
+	if *org != "" && !isUUID(*org) {
+		return &usageError{fmt.Sprintf("--organization-id %q is not a UUID", *org)}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	id, err := outbox.NewStore(pool).Publish(ctx, *eventType, *aggregateType, *aggregateID, []byte(*payload), []byte(*metadata), *org)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, id)
+	return nil
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
