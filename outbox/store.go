@@ -94,6 +94,24 @@ func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]Event, error)
 	return events, nil
 }
 
+// Settled returns which of ids are already processed or failed.
+func (s *Store) Settled(ctx context.Context, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM public.event_bus
+		WHERE id = ANY($1::uuid[]) AND status IN ('processed', 'failed')`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read statuses of %d events: %w", len(ids), err)
+	}
+	settled, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read statuses of %d events: %w", len(ids), err)
+	}
+	m := make(map[string]bool, len(settled))
+	for _, id := range settled {
+		m[id] = true
+	}
+	return m, nil
+}
+
 const pendingSQL = `SELECT ` + selectColumns + `
 FROM public.event_bus
 WHERE status = 'pending'

@@ -9,19 +9,19 @@ retries), pipeline.go (the three stages) and tracker.go (what may be confirmed).
 
 A session is one replication connection's life:
 
-	EnsureStream ─▶ cdc.Open (slot: create with snapshot, or resume)
-	             ─▶ backfill read opened (new slot, or backfill never finished)
-	             ─▶ Start replication ─▶ reader ▶ dispatcher ▶ acker
+		EnsureStream ─▶ cdc.Open (slot: create with snapshot, or resume)
+		             ─▶ backfill read opened (new slot, or backfill never finished)
+		             ─▶ Start replication ─▶ reader ▶ dispatcher ▶ acker
 
-  - reader (cdc.Stream.Run) decodes pgoutput into Changes, in commit order,
-    and sends standby status updates with the confirmed position.
-  - dispatcher publishes the backfill rows, then each event of each
-    transaction, asynchronously. The channel to the acker holds at most
-    EVENTBUS_PUBLISH_WINDOW events: that bounds memory and in-flight
-    messages, whatever the backlog or a transaction's size.
-  - acker waits for each PubAck in publish order, marks acked events
-    processed with one UPDATE … WHERE id = ANY($1) per batch (1000 ids or
-    EVENTBUS_STATUS_FLUSH_INTERVAL), then counts them done in the tracker.
+	  - reader (cdc.Stream.Run) decodes pgoutput into Changes, in commit order,
+	    and sends standby status updates with the confirmed position.
+	  - dispatcher publishes the backfill rows, then each event of each
+	    transaction, asynchronously. The channel to the acker holds at most
+	    EVENTBUS_PUBLISH_WINDOW events: that bounds memory and in-flight
+	    messages, whatever the backlog or a transaction's size.
+	  - acker waits for each PubAck in publish order, marks acked events
+	    processed with one UPDATE … WHERE id = ANY($1) per batch (1000 ids or
+	    EVENTBUS_STATUS_FLUSH_INTERVAL), then counts them done in the tracker.
 
 The tracker keeps transactions in stream order with a count of their
 unfinished events. The slot is confirmed up to the end LSN of the last
@@ -49,6 +49,16 @@ On SIGINT/SIGTERM the reader stops, the dispatcher publishes nothing more,
 the acker drains the acks already outstanding (at most
 EVENTBUS_SHUTDOWN_TIMEOUT), writes their statuses, and the final standby
 status update reports the confirmed position.
+
+# Catching up after a restart
+
+A session resumes from the slot's confirmed position, so it sees again the
+transactions an earlier session published and marked but had not yet
+confirmed when it died. For transactions that committed before the session
+started, the dispatcher looks up the rows' statuses in batches and skips those
+already processed or failed: the table is the durable dedup record, so a relay
+down for longer than JetStream's duplicate window still publishes nothing
+twice. Newer transactions skip the lookup.
 
 # Backfill
 

@@ -21,6 +21,7 @@ type Metrics struct {
 	retried    *prometheus.CounterVec
 	inflight   prometheus.Gauge
 	backfilled prometheus.Counter
+	skipped    prometheus.Counter
 
 	mu    sync.Mutex
 	types map[string]struct{}
@@ -50,10 +51,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "eventbus_backfill_events_total",
 			Help: "Pending rows read by backfills (new slot or unfinished backfill).",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventbus_catchup_skipped_total",
+			Help: "Events seen again after a restart and skipped because their rows were already processed or failed.",
+		}),
 		types: make(map[string]struct{}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled)
+		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.skipped)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventbus/eventbus/cdc"
@@ -32,7 +33,7 @@ var errRetryEvent = errors.New("event refused by the stream; will retry")
 
 // pipeline runs the reader, dispatcher and acker of one session. It returns
 // when ctx ends (after draining) or when one of them fails.
-func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.Tx) error {
+func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.Tx, catchUpUntil pglogrepl.LSN) error {
 	tr := newTracker(stream.Slot().ConfirmedLSN, stream.Confirm)
 	changes := make(chan cdc.Change, 256)
 	acks := make(chan inflight, r.opts.PublishWindow)
@@ -58,7 +59,7 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	wg.Go(func() { fail(stream.Run(readCtx, changes)) })
 	wg.Go(func() {
 		defer close(acks)
-		fail(r.dispatch(readCtx, tr, changes, acks, backfill, stream.Slot()))
+		fail(r.dispatch(readCtx, tr, changes, acks, backfill, stream.Slot(), catchUpUntil))
 	})
 	wg.Go(func() { fail(r.acknowledge(ackCtx, tr, acks)) })
 
@@ -84,16 +85,27 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	return firstErr
 }
 
+// catchUpBatch bounds the events whose statuses are looked up at once while
+// catching up.
+const catchUpBatch = 500
+
 // dispatch publishes the backfill, then every event of the stream in commit
 // order, handing each outstanding ack to the acker. The acks channel's
 // capacity is the publish window.
-func (r *Relay) dispatch(ctx context.Context, tr *tracker, changes <-chan cdc.Change, acks chan<- inflight, backfill pgx.Tx, slot cdc.Slot) error {
+//
+// Transactions that committed before this session started (commit LSN below
+// catchUpUntil) may have been published and marked by an earlier session that
+// died before confirming them. Their rows are looked up in batches and those
+// already processed or failed are skipped: the table is the durable dedup
+// record, whatever JetStream's duplicate window has forgotten meanwhile.
+func (r *Relay) dispatch(ctx context.Context, tr *tracker, changes <-chan cdc.Change, acks chan<- inflight, backfill pgx.Tx, slot cdc.Slot, catchUpUntil pglogrepl.LSN) error {
 	if backfill != nil {
 		if err := r.runBackfill(ctx, tr, acks, backfill, slot); err != nil {
 			return err
 		}
 	}
-	var cur *txn
+	d := &dispatcher{r: r, tr: tr, acks: acks, catchUpUntil: catchUpUntil}
+	batch := make([]cdc.Change, 0, 2*catchUpBatch)
 	for {
 		var c cdc.Change
 		select {
@@ -101,42 +113,96 @@ func (r *Relay) dispatch(ctx context.Context, tr *tracker, changes <-chan cdc.Ch
 		case <-ctx.Done():
 			return nil
 		}
-		switch c.Kind {
-		case cdc.Begin:
-			cur = tr.begin()
-		case cdc.Insert:
-			if cur == nil {
-				return fmt.Errorf("replication stream: insert outside a transaction")
-			}
-			if err := r.publish(ctx, tr, cur, acks, c.Event); err != nil {
+		if c.Kind != cdc.Insert || !d.catchingUp {
+			if err := d.handle(ctx, c, nil); err != nil {
 				return err
 			}
-		case cdc.Redrive:
-			if cur == nil {
-				return fmt.Errorf("replication stream: redrive message outside a transaction")
+			continue
+		}
+		batch = append(batch[:0], c)
+		ids := appendID(nil, c)
+	gather:
+		for len(ids) < catchUpBatch {
+			select {
+			case c := <-changes:
+				batch = append(batch, c)
+				ids = appendID(ids, c)
+			default:
+				break gather
 			}
-			events, err := r.store.PendingByIDs(ctx, c.IDs)
-			if err != nil {
+		}
+		settled, err := r.store.Settled(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			if err := d.handle(ctx, c, settled); err != nil {
 				return err
 			}
-			r.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
-			for i := range events {
-				if err := r.publish(ctx, tr, cur, acks, &events[i]); err != nil {
-					return err
-				}
-			}
-		case cdc.Commit:
-			if cur == nil {
-				return fmt.Errorf("replication stream: commit outside a transaction")
-			}
-			tr.commit(cur, c.LSN)
-			cur = nil
-		case cdc.Position:
-			// Everything before this keepalive is already in the tracker, so
-			// its WAL end is safe to confirm once they are done.
-			tr.commit(tr.begin(), c.LSN)
 		}
 	}
+}
+
+// appendID appends the id of an insert that decoded cleanly.
+func appendID(ids []string, c cdc.Change) []string {
+	if c.Kind == cdc.Insert && c.Event.DecodeErr == nil && c.Event.ID != "" {
+		ids = append(ids, c.Event.ID)
+	}
+	return ids
+}
+
+// dispatcher is the state of dispatch between changes.
+type dispatcher struct {
+	r            *Relay
+	tr           *tracker
+	acks         chan<- inflight
+	cur          *txn
+	catchUpUntil pglogrepl.LSN
+	catchingUp   bool
+}
+
+// handle applies one change; inserts whose id is in skip are not published.
+func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]bool) error {
+	r, tr := d.r, d.tr
+	switch c.Kind {
+	case cdc.Begin:
+		d.cur = tr.begin()
+		d.catchingUp = c.LSN < d.catchUpUntil
+	case cdc.Insert:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: insert outside a transaction")
+		}
+		if skip[c.Event.ID] {
+			r.m.skipped.Inc()
+			return nil
+		}
+		return r.publish(ctx, tr, d.cur, d.acks, c.Event)
+	case cdc.Redrive:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: redrive message outside a transaction")
+		}
+		events, err := r.store.PendingByIDs(ctx, c.IDs)
+		if err != nil {
+			return err
+		}
+		r.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
+		for i := range events {
+			if err := r.publish(ctx, tr, d.cur, d.acks, &events[i]); err != nil {
+				return err
+			}
+		}
+	case cdc.Commit:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: commit outside a transaction")
+		}
+		tr.commit(d.cur, c.LSN)
+		d.cur = nil
+	case cdc.Position:
+		// Everything before this keepalive is already in the tracker, so
+		// its WAL end is safe to confirm once they are done.
+		tr.commit(tr.begin(), c.LSN)
+	}
+	return nil
 }
 
 func (r *Relay) runBackfill(ctx context.Context, tr *tracker, acks chan<- inflight, tx pgx.Tx, slot cdc.Slot) error {

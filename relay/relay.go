@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -174,12 +175,24 @@ func (r *Relay) session(ctx context.Context) error {
 	if backfill != nil {
 		defer func() { _ = backfill.Rollback(context.Background()) }()
 	}
+	// Transactions committed before now may have been handled by an earlier
+	// session that died before confirming them; see dispatch.
+	var catchUpUntil pglogrepl.LSN
+	if !slot.Created {
+		var lsn string
+		if err := r.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+			return fmt.Errorf("read current WAL position: %w", err)
+		}
+		if catchUpUntil, err = pglogrepl.ParseLSN(lsn); err != nil {
+			return err
+		}
+	}
 	if err := stream.Start(ctx); err != nil {
 		return err
 	}
 	r.streaming.Store(true)
 	r.log.Info("streaming", "slot", slot.Name, "from", slot.ConfirmedLSN.String())
-	return r.pipeline(ctx, stream, backfill)
+	return r.pipeline(ctx, stream, backfill, catchUpUntil)
 }
 
 // openBackfill starts the read of pending rows the stream will not deliver:
