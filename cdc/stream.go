@@ -295,6 +295,9 @@ func (s *Stream) Run(ctx context.Context, out chan<- Change) error {
 			if err != nil {
 				return fmt.Errorf("parse keepalive: %w", err)
 			}
+			// The server has sent everything before its WAL end: report it
+			// as written (received). Flush stays what the relay confirmed.
+			s.received = max(s.received, ka.ServerWALEnd)
 			if ka.ServerWALEnd > lastPosition {
 				lastPosition = ka.ServerWALEnd
 				if err := emit(Change{Kind: Position, LSN: ka.ServerWALEnd}); err != nil {

@@ -42,6 +42,9 @@ type Config struct {
 	StatusFlushInterval time.Duration `envconfig:"STATUS_FLUSH_INTERVAL" default:"5ms"`
 	// StandbyInterval is how often the confirmed position is reported to Postgres.
 	StandbyInterval time.Duration `envconfig:"STANDBY_INTERVAL" default:"1s"`
+	// HeartbeatInterval is how often the relay writes a heartbeat message to
+	// the WAL so the slot advances while event_bus is quiet; 0 disables.
+	HeartbeatInterval time.Duration `envconfig:"HEARTBEAT_INTERVAL" default:"30s"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 }
@@ -140,6 +143,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.HeartbeatInterval < 0 {
+		return bad("HEARTBEAT_INTERVAL", "must not be negative (0 disables), got %s", c.HeartbeatInterval)
 	}
 	if c.StandbyInterval > 10*time.Second {
 		return bad("STANDBY_INTERVAL", "must be at most 10s so the server does not time the relay out, got %s", c.StandbyInterval)

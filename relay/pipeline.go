@@ -62,6 +62,9 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 		fail(r.dispatch(readCtx, tr, changes, acks, backfill, stream.Slot(), catchUpUntil))
 	})
 	wg.Go(func() { fail(r.acknowledge(ackCtx, tr, acks)) })
+	if r.opts.HeartbeatInterval > 0 {
+		wg.Go(func() { r.heartbeat(readCtx) })
+	}
 
 	// On a graceful stop the acker drains what was published, bounded in time.
 	stopped := make(chan struct{})
@@ -83,6 +86,26 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 		r.log.Info("stopped", "confirmed", stream.Confirmed().String(), "unconfirmed_txns", tr.inFlight())
 	}
 	return firstErr
+}
+
+// heartbeat writes a tiny transactional logical decoding message into the
+// WAL of this database at every interval. Its transaction comes back through
+// the stream like any other and its end is confirmed, so the slot advances
+// even when event_bus is quiet and the WAL is written by other databases,
+// whose changes this slot's walsender does not send.
+func (r *Relay) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := r.pool.Exec(ctx, `SELECT pg_logical_emit_message(true, 'eventbus.heartbeat', '')`); err != nil && ctx.Err() == nil {
+			r.log.Debug("heartbeat failed", "err", err)
+		}
+	}
 }
 
 // catchUpBatch bounds the events whose statuses are looked up at once while

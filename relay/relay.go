@@ -29,8 +29,10 @@ type Options struct {
 	FlushInterval   time.Duration
 	StandbyInterval time.Duration
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
-	Metrics         *Metrics
+	// HeartbeatInterval is how often a heartbeat is written to the WAL; 0 disables.
+	HeartbeatInterval time.Duration
+	Log               *slog.Logger
+	Metrics           *Metrics
 }
 
 // Relay streams event_bus inserts to JetStream until its context ends.

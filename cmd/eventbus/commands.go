@@ -67,16 +67,17 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := relay.New(relay.Options{
-		DatabaseURL:     cfg.DatabaseURL,
-		Slot:            cfg.Slot,
-		Publication:     cfg.Publication,
-		MaxRetries:      cfg.MaxRetries,
-		PublishWindow:   cfg.PublishWindow,
-		FlushInterval:   cfg.StatusFlushInterval,
-		StandbyInterval: cfg.StandbyInterval,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Log:             log,
-		Metrics:         relay.NewMetrics(reg),
+		DatabaseURL:       cfg.DatabaseURL,
+		Slot:              cfg.Slot,
+		Publication:       cfg.Publication,
+		MaxRetries:        cfg.MaxRetries,
+		PublishWindow:     cfg.PublishWindow,
+		FlushInterval:     cfg.StatusFlushInterval,
+		StandbyInterval:   cfg.StandbyInterval,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		Log:               log,
+		Metrics:           relay.NewMetrics(reg),
 	}, pool, pub)
 
 	var wg sync.WaitGroup
