@@ -259,10 +259,58 @@ func (e *env) statusCounts() map[string]int {
 // waitProcessed waits until n rows are processed and none is pending.
 func (e *env) waitProcessed(n int, timeout time.Duration) {
 	e.t.Helper()
-	eventually(e.t, timeout, func() (bool, string) {
+	deadline := time.Now().Add(timeout)
+	for {
 		c := e.statusCounts()
-		return c["processed"] == n && c["pending"] == 0, fmt.Sprintf("statuses %v, want %d processed", c, n)
-	})
+		if c["processed"] == n && c["pending"] == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("after %s: statuses %v, want %d processed; %s", timeout, c, n, e.diagnose())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// diagnose describes the rows not processed yet and the slot, for failure messages.
+func (e *env) diagnose() string {
+	ctx := e.t.Context()
+	var b bytes.Buffer
+	rows, err := e.db.Query(ctx, `SELECT id::text, aggregate_id, created_at, xmin::text, status, coalesce(retry_count, 0)
+		FROM public.event_bus WHERE status <> 'processed' ORDER BY created_at LIMIT 10`)
+	if err == nil {
+		for rows.Next() {
+			var id, agg, xmin, status string
+			var created time.Time
+			var retries int
+			if rows.Scan(&id, &agg, &created, &xmin, &status, &retries) == nil {
+				fmt.Fprintf(&b, "\n  %s row %s aggregate %s created %s xmin %s retries %d", status, id, agg, created.Format(time.RFC3339Nano), xmin, retries)
+			}
+		}
+		rows.Close()
+	}
+	if b.Len() > 0 {
+		inStream := map[string]bool{}
+		for _, m := range e.streamMessages() {
+			inStream[m.Body.ID] = true
+		}
+		rows, err := e.db.Query(ctx, `SELECT id::text FROM public.event_bus WHERE status <> 'processed' ORDER BY created_at LIMIT 10`)
+		if err == nil {
+			for rows.Next() {
+				var id string
+				if rows.Scan(&id) == nil {
+					fmt.Fprintf(&b, "\n  %s in stream: %v", id, inStream[id])
+				}
+			}
+			rows.Close()
+		}
+	}
+	var slot string
+	if e.db.QueryRow(ctx, `SELECT format('slot active=%s confirmed=%s current=%s', active, confirmed_flush_lsn, pg_current_wal_lsn())
+		FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&slot) == nil {
+		fmt.Fprintf(&b, "\n  %s", slot)
+	}
+	return b.String()
 }
 
 // eventually polls cond every 50ms until it holds or timeout passes.

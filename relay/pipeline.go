@@ -31,6 +31,10 @@ type inflight struct {
 // stream is published again, after backoff, from the last confirmed position.
 var errRetryEvent = errors.New("event refused by the stream; will retry")
 
+// errAckerGone ends the dispatcher when the acker has quit; the acker's own
+// error is the session's.
+var errAckerGone = errors.New("acker stopped")
+
 // pipeline runs the reader, dispatcher and acker of one session. It returns
 // when ctx ends (after draining) or when one of them fails.
 func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.Tx, catchUpUntil pglogrepl.LSN) error {
@@ -59,7 +63,8 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	wg.Go(func() { fail(stream.Run(readCtx, changes)) })
 	wg.Go(func() {
 		defer close(acks)
-		fail(r.dispatch(readCtx, tr, changes, acks, backfill, stream.Slot(), catchUpUntil))
+		d := &dispatcher{r: r, tr: tr, acks: acks, ackerDone: ackCtx.Done(), catchUpUntil: catchUpUntil}
+		fail(d.run(readCtx, changes, backfill, stream.Slot()))
 	})
 	wg.Go(func() { fail(r.acknowledge(ackCtx, tr, acks)) })
 	if r.opts.HeartbeatInterval > 0 {
@@ -112,7 +117,7 @@ func (r *Relay) heartbeat(ctx context.Context) {
 // catching up.
 const catchUpBatch = 500
 
-// dispatch publishes the backfill, then every event of the stream in commit
+// run publishes the backfill, then every event of the stream in commit
 // order, handing each outstanding ack to the acker. The acks channel's
 // capacity is the publish window.
 //
@@ -121,13 +126,13 @@ const catchUpBatch = 500
 // died before confirming them. Their rows are looked up in batches and those
 // already processed or failed are skipped: the table is the durable dedup
 // record, whatever JetStream's duplicate window has forgotten meanwhile.
-func (r *Relay) dispatch(ctx context.Context, tr *tracker, changes <-chan cdc.Change, acks chan<- inflight, backfill pgx.Tx, slot cdc.Slot, catchUpUntil pglogrepl.LSN) error {
+func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
+	r := d.r
 	if backfill != nil {
-		if err := r.runBackfill(ctx, tr, acks, backfill, slot); err != nil {
+		if err := d.backfill(ctx, backfill, slot); err != nil {
 			return err
 		}
 	}
-	d := &dispatcher{r: r, tr: tr, acks: acks, catchUpUntil: catchUpUntil}
 	batch := make([]cdc.Change, 0, 2*catchUpBatch)
 	for {
 		var c cdc.Change
@@ -179,6 +184,7 @@ type dispatcher struct {
 	r            *Relay
 	tr           *tracker
 	acks         chan<- inflight
+	ackerDone    <-chan struct{}
 	cur          *txn
 	catchUpUntil pglogrepl.LSN
 	catchingUp   bool
@@ -199,7 +205,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			r.m.skipped.Inc()
 			return nil
 		}
-		return r.publish(ctx, tr, d.cur, d.acks, c.Event)
+		return d.publish(ctx, d.cur, c.Event)
 	case cdc.Redrive:
 		if d.cur == nil {
 			return fmt.Errorf("replication stream: redrive message outside a transaction")
@@ -210,7 +216,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 		}
 		r.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
 		for i := range events {
-			if err := r.publish(ctx, tr, d.cur, d.acks, &events[i]); err != nil {
+			if err := d.publish(ctx, d.cur, &events[i]); err != nil {
 				return err
 			}
 		}
@@ -228,12 +234,13 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 	return nil
 }
 
-func (r *Relay) runBackfill(ctx context.Context, tr *tracker, acks chan<- inflight, tx pgx.Tx, slot cdc.Slot) error {
+func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) error {
+	r, tr := d.r, d.tr
 	started := time.Now()
 	x := tr.begin()
 	n, err := outbox.ScanPending(ctx, tx, func(e outbox.Event) error {
 		r.m.backfilled.Inc()
-		return r.publish(ctx, tr, x, acks, &e)
+		return d.publish(ctx, x, &e)
 	})
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)
@@ -258,18 +265,22 @@ func (r *Relay) runBackfill(ctx context.Context, tr *tracker, acks chan<- inflig
 // (retry_count+1, error_message) and retried after backoff, in place, so no
 // later event overtakes it; once its retries are used up it is marked failed
 // and the stream moves on. Any other error ends the session.
-func (r *Relay) publish(ctx context.Context, tr *tracker, x *txn, acks chan<- inflight, e *outbox.Event) error {
-	tr.add(x)
+func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event) error {
+	r, acks, ackerDone := d.r, d.acks, d.ackerDone
+	d.tr.add(x)
 	wait := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
 		ack, err := r.pub.Publish(e)
 		if err == nil {
+			// The message is on its way: hand its ack to the acker even when
+			// stopping, so a graceful stop marks everything it published. Only
+			// an acker that has quit (session failed) is not waited for.
 			select {
 			case acks <- inflight{event: e, txn: x, ack: ack}:
 				r.m.inflight.Inc()
 				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			case <-ackerDone:
+				return errAckerGone
 			}
 		}
 		if !errors.Is(err, publisher.ErrRejected) {
@@ -283,8 +294,8 @@ func (r *Relay) publish(ctx context.Context, tr *tracker, x *txn, acks chan<- in
 			select {
 			case acks <- inflight{event: e, txn: x, settled: true}:
 				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			case <-ackerDone:
+				return errAckerGone
 			}
 		}
 		select {
@@ -302,6 +313,10 @@ func (r *Relay) recordFailure(ctx context.Context, e *outbox.Event, cause error)
 		return true, nil
 	}
 	failed, err = r.store.RecordFailure(ctx, e.ID, cause.Error(), r.opts.MaxRetries)
+	if errors.Is(err, outbox.ErrInvisible) {
+		r.log.Warn("rejected event not found in event_bus; was it deleted?", "id", e.ID, "err", cause)
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -333,7 +348,11 @@ func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflig
 			ids = append(ids, f.event.ID)
 		}
 		if err := r.store.MarkProcessed(ctx, ids); err != nil {
-			return err
+			if !errors.Is(err, outbox.ErrInvisible) {
+				return err
+			}
+			// Published, but their rows are gone: nothing left to mark.
+			r.log.Warn("acked events not found in event_bus; were they deleted?", "err", err)
 		}
 		for _, f := range batch {
 			r.m.published.WithLabelValues(r.m.eventType(f.event.EventType)).Inc()
