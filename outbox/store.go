@@ -140,12 +140,16 @@ func (s *Store) RecordFailure(ctx context.Context, id, message string, maxRetrie
 	return failed, err
 }
 
+// pendingByIDsSQL reads redriven rows. It takes any status but processed:
+// process_pending_events set failed rows back to pending in a transaction the
+// stream delivered, so it is committed, but this session may not see it yet
+// (see MarkProcessed) and would still read 'failed'.
 const pendingByIDsSQL = `SELECT ` + selectColumns + `
 FROM public.event_bus
-WHERE id = ANY($1::uuid[]) AND status = 'pending'
+WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'
 ORDER BY created_at, id`
 
-// PendingByIDs returns the events among ids that are still pending, oldest first.
+// PendingByIDs returns the events among ids that are not processed yet, oldest first.
 func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]Event, error) {
 	rows, err := s.pool.Query(ctx, pendingByIDsSQL, ids)
 	if err != nil {
