@@ -147,7 +147,7 @@ func migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger, ms []migrati
 			return applied, err
 		}
 		applied++
-		log.Info("applied migration", "version", m.version, "name", m.name, "duration", time.Since(start).Round(time.Millisecond))
+		log.Info("applied migration", "version", m.version, "name", m.name, "duration", time.Since(start).Round(time.Millisecond).String())
 	}
 	log.Info("schema up to date", "applied", applied, "version", latest)
 	return applied, nil
