@@ -176,6 +176,7 @@ func (r *relation) event(t *pglogrepl.TupleData) outbox.Event {
 	e.AggregateType, _ = text("aggregate_type", true)
 	e.AggregateID, _ = text("aggregate_id", true)
 	e.OrganizationID, _ = text("organization_id", false)
+	e.Status, _ = text("status", false)
 	e.Payload = raw("payload")
 	e.Metadata = raw("metadata")
 	if s, ok := text("created_at", false); ok {

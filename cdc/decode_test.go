@@ -70,6 +70,7 @@ func TestDecodeInsertByColumnName(t *testing.T) {
 	assert.Equal(t, "lead.created", e.EventType)
 	assert.Equal(t, "lead", e.AggregateType)
 	assert.Equal(t, "agg-1", e.AggregateID)
+	assert.Equal(t, "pending", e.Status)
 	assert.Equal(t, "", e.OrganizationID)
 	assert.Equal(t, `{"a": 1}`, string(e.Payload))
 	assert.Equal(t, `{"trigger": "insert"}`, string(e.Metadata))

@@ -24,6 +24,9 @@ type Event struct {
 	Payload        []byte    // nil when NULL
 	Metadata       []byte    // nil when NULL
 	CreatedAt      time.Time // zero when NULL
+	// Status is the row's status as inserted; the stream carries it, the
+	// relay publishes only rows inserted pending (or NULL).
+	Status string
 
 	// DecodeErr is set when the row could not be decoded; the relay records it
 	// as a per-event failure instead of publishing.

@@ -205,6 +205,12 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			r.m.skipped.Inc()
 			return nil
 		}
+		if st := c.Event.Status; st != "" && st != outbox.StatusPending {
+			// Inserted as processed or failed (an import, a copy of history):
+			// not for delivery; process_pending_events can hand it back.
+			r.log.Debug("skipping a row inserted with status "+st, "id", c.Event.ID)
+			return nil
+		}
 		return d.publish(ctx, d.cur, c.Event)
 	case cdc.Redrive:
 		if d.cur == nil {
