@@ -92,4 +92,3 @@ func TestValidSubject(t *testing.T) {
 		assert.Error(t, ValidSubject(bad), "%q", bad)
 	}
 }
-
