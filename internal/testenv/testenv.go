@@ -22,6 +22,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,13 @@ const (
 	DatabaseURLEnv = "EVENTBUS_TEST_DATABASE_URL"
 	NATSURLEnv     = "EVENTBUS_TEST_NATS_URL"
 )
+
+// SeedSQL creates the seed's design (event_bus, its functions, triggers and
+// policies, with Supabase's auth.uid(), profiles and leads) in an empty
+// database, for tests of `eventbus migrate` adopting it.
+//
+//go:embed seed.sql
+var SeedSQL string
 
 // cleanupTimeout bounds the work a t.Cleanup does against a service.
 const cleanupTimeout = 30 * time.Second
