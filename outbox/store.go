@@ -42,13 +42,18 @@ const markProcessedSQL = `UPDATE public.event_bus
 SET status = 'processed', processed_at = now()
 WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'`
 
-// invisibleSQL returns the ids that the current snapshot does not see at all.
-const invisibleSQL = `SELECT x::text FROM unnest($1::uuid[]) AS x
-WHERE NOT EXISTS (SELECT 1 FROM public.event_bus WHERE id = x)`
+// unprocessedSQL returns the ids whose rows this statement's snapshot does
+// not show as processed: not visible yet, or visible and not processed.
+const unprocessedSQL = `SELECT x::text FROM unnest($1::uuid[]) AS x
+WHERE NOT EXISTS (SELECT 1 FROM public.event_bus WHERE id = x AND status = 'processed')`
 
 // visibilityWait bounds how long a status write waits for a row that the
 // replication stream delivered but the database does not show yet.
-const visibilityWait = 5 * time.Second
+var visibilityWait = 5 * time.Second
+
+// ErrInvisible means rows delivered by the replication stream could not be
+// found in the table.
+var ErrInvisible = errors.New("events not found in event_bus")
 
 // MarkProcessed marks the events with the given ids processed in one
 // statement. Rows already processed keep their processed_at.
@@ -56,46 +61,29 @@ const visibilityWait = 5 * time.Second
 // A transaction reaches logical decoding as soon as its commit record is
 // flushed, a moment before it becomes visible to other sessions. An UPDATE in
 // that moment misses the row, silently. So when fewer rows are updated than
-// asked, the ids the database does not see are retried, briefly, until they
-// are visible; an id still invisible after visibilityWait is reported
-// (ErrInvisible): its row was deleted, or something is badly wrong.
+// asked, the ids not yet shown as processed are updated again, with a short
+// backoff, until none is left; ids still missing after visibilityWait are
+// reported (ErrInvisible): their rows were deleted, or something is badly wrong.
 func (s *Store) MarkProcessed(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.untilVisible(ctx, ids, func(ids []string) (int64, error) {
-		tag, err := s.pool.Exec(ctx, markProcessedSQL, ids)
-		if err != nil {
-			return 0, fmt.Errorf("mark %d events processed: %w", len(ids), err)
-		}
-		return tag.RowsAffected(), nil
-	})
-}
-
-// ErrInvisible means rows delivered by the replication stream could not be
-// found in the table.
-var ErrInvisible = errors.New("events not found in event_bus")
-
-// untilVisible runs update on ids; when it affects fewer rows than ids, it
-// runs it again on the ids the database does not see yet, with backoff.
-func (s *Store) untilVisible(ctx context.Context, ids []string, update func([]string) (int64, error)) error {
 	deadline := time.Now().Add(visibilityWait)
 	wait := time.Millisecond
 	for {
-		n, err := update(ids)
+		tag, err := s.pool.Exec(ctx, markProcessedSQL, ids)
 		if err != nil {
-			return err
+			return fmt.Errorf("mark %d events processed: %w", len(ids), err)
 		}
-		if n >= int64(len(ids)) {
+		if tag.RowsAffected() >= int64(len(ids)) {
 			return nil
 		}
-		// Fewer rows: some were already processed (fine), or are not visible yet.
-		rows, err := s.pool.Query(ctx, invisibleSQL, ids)
+		// Fewer rows: some were processed already (fine), or are not visible yet.
+		rows, err := s.pool.Query(ctx, unprocessedSQL, ids)
 		if err != nil {
 			return fmt.Errorf("look up %d events: %w", len(ids), err)
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return fmt.Errorf("look up events: %w", err)
 		}
 		if len(ids) == 0 {
@@ -104,12 +92,19 @@ func (s *Store) untilVisible(ctx context.Context, ids []string, update func([]st
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %d of them after %s, e.g. %s", ErrInvisible, len(ids), visibilityWait, ids[0])
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 
@@ -126,18 +121,34 @@ RETURNING status = 'failed'`
 // reports true: there is nothing left to retry. Like MarkProcessed, it waits
 // for a row that is committed but not visible yet.
 func (s *Store) RecordFailure(ctx context.Context, id, message string, maxRetries int) (failed bool, err error) {
-	err = s.untilVisible(ctx, []string{id}, func([]string) (int64, error) {
+	deadline := time.Now().Add(visibilityWait)
+	wait := time.Millisecond
+	for {
 		err := s.pool.QueryRow(ctx, recordFailureSQL, id, message, maxRetries).Scan(&failed)
-		if errors.Is(err, pgx.ErrNoRows) {
-			failed = true // processed already, or not visible yet: untilVisible tells
-			return 0, nil
+		if err == nil {
+			return failed, nil
 		}
-		if err != nil {
-			return 0, fmt.Errorf("record failure of event %s: %w", id, err)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return false, fmt.Errorf("record failure of event %s: %w", id, err)
 		}
-		return 1, nil
-	})
-	return failed, err
+		var processed bool
+		err = s.pool.QueryRow(ctx, `SELECT status = 'processed' FROM public.event_bus WHERE id = $1::uuid`, id).Scan(&processed)
+		switch {
+		case err == nil && processed:
+			return true, nil
+		case err == nil:
+			continue // visible now: count the attempt
+		case !errors.Is(err, pgx.ErrNoRows):
+			return false, fmt.Errorf("look up event %s: %w", id, err)
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("%w: %s after %s", ErrInvisible, id, visibilityWait)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return false, err
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 // pendingByIDsSQL reads redriven rows. It takes any status but processed:
