@@ -191,7 +191,15 @@ func (s *syncBuffer) String() string {
 // running and logs its output when the test failed.
 func (e *env) startRelay() *relayProc {
 	e.t.Helper()
+	return e.startRelayEnv()
+}
+
+// startRelayEnv is startRelay with variables (KEY=value) added to, or
+// overriding, the test's environment for this process only.
+func (e *env) startRelayEnv(kv ...string) *relayProc {
+	e.t.Helper()
 	p := &relayProc{t: e.t, cmd: e.command("run"), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(p.cmd.Env, kv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(e.t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
