@@ -46,14 +46,14 @@ type Change struct {
 	// (the position to confirm once the transaction is done), and the server's
 	// WAL end for Position.
 	LSN        pglogrepl.LSN
-	CommitTime time.Time     // Begin
+	CommitTime time.Time     // Begin: commit time; Position: the server's clock
 	Event      *outbox.Event // Insert
 	IDs        []string      // Redrive: event ids handed back by process_pending_events
 }
 
 // RedrivePrefix is the prefix of the logical decoding messages that
 // process_pending_events emits; their content is comma-separated event ids.
-const RedrivePrefix = "eventbus.redrive"
+const RedrivePrefix = outbox.RedrivePrefix
 
 // decoder turns pgoutput messages into Changes. It keeps the relation cache:
 // pgoutput sends a Relation message before the first change of a table in a

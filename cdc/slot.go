@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Querier is what InspectSlot needs: a pgx connection or pool.
@@ -89,37 +91,129 @@ func DropSlot(ctx context.Context, dsn, slot string, force bool) error {
 }
 
 func (s *Stream) dropSlot(ctx context.Context, force bool) error {
-	slot := quoteLiteral(s.opts.Slot)
-	for attempt := 0; ; attempt++ {
-		rows, err := s.query(ctx, `SELECT active, coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = `+slot)
-		if err != nil {
-			return fmt.Errorf("look up slot %q: %w", s.opts.Slot, err)
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		if string(rows[0][0]) != "t" {
-			break
-		}
-		if !force {
-			return fmt.Errorf("slot %q: %w (pid %s); stop that relay first, or pass --force", s.opts.Slot, ErrSlotActive, rows[0][1])
-		}
-		if attempt == 0 {
-			if _, err := s.query(ctx, `SELECT pg_terminate_backend(`+string(rows[0][1])+`)`); err != nil {
-				return fmt.Errorf("terminate the walsender of slot %q: %w", s.opts.Slot, err)
-			}
-		}
-		if attempt > 100 {
-			return fmt.Errorf("slot %q is still active after terminating its walsender", s.opts.Slot)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	exists, err := s.releaseSlot(ctx, force)
+	if err != nil || !exists {
+		return err
 	}
 	if err := pglogrepl.DropReplicationSlot(ctx, s.conn, s.opts.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 		return fmt.Errorf("drop slot %q: %w", s.opts.Slot, err)
 	}
 	return nil
+}
+
+// releaseSlot returns once no process streams from the slot, or reports
+// whether it exists at all. A slot in use is an error wrapping ErrSlotActive
+// unless force is set; then its walsender is terminated and releaseSlot waits
+// for the slot to become inactive.
+func (s *Stream) releaseSlot(ctx context.Context, force bool) (exists bool, err error) {
+	slot := quoteLiteral(s.opts.Slot)
+	for attempt := 0; ; attempt++ {
+		rows, err := s.query(ctx, `SELECT active, coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = `+slot)
+		if err != nil {
+			return false, fmt.Errorf("look up slot %q: %w", s.opts.Slot, err)
+		}
+		if len(rows) == 0 {
+			return false, nil
+		}
+		if string(rows[0][0]) != "t" {
+			return true, nil
+		}
+		if !force {
+			return true, fmt.Errorf("slot %q: %w (pid %s); stop that relay first, or pass --force", s.opts.Slot, ErrSlotActive, rows[0][1])
+		}
+		if attempt == 0 {
+			if _, err := s.query(ctx, `SELECT pg_terminate_backend(`+string(rows[0][1])+`)`); err != nil {
+				return true, fmt.Errorf("terminate the walsender of slot %q: %w", s.opts.Slot, err)
+			}
+		}
+		if attempt > 100 {
+			return true, fmt.Errorf("slot %q is still active after terminating its walsender", s.opts.Slot)
+		}
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ErrSlotMissing means the slot does not exist.
+var ErrSlotMissing = errors.New("replication slot does not exist")
+
+// ErrAdvanceBackwards means the target of AdvanceSlot is behind the slot's
+// confirmed position: a slot never moves back, the WAL before it is gone.
+var ErrAdvanceBackwards = errors.New("a slot cannot move backwards")
+
+// ParseLSN parses a WAL position written as PostgreSQL does, two hexadecimal
+// numbers of at most 8 digits separated by a slash (0/16B3748). Unlike
+// pglogrepl.ParseLSN it accepts nothing else around them.
+func ParseLSN(s string) (pglogrepl.LSN, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok || !isHex32(hi) || !isHex32(lo) {
+		return 0, fmt.Errorf("%q is not a WAL position such as 0/16B3748", s)
+	}
+	return pglogrepl.ParseLSN(s)
+}
+
+func isHex32(s string) bool {
+	if len(s) == 0 || len(s) > 8 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// AdvanceSlot moves the slot's confirmed position forward to lsn with
+// pg_replication_slot_advance, for incidents: the relay then never streams
+// the transactions that committed in between. Their rows stay as they are
+// (pending, usually); process_pending_events can hand them back. The server
+// stops at its flush position if lsn is past it, so to can be less than lsn.
+// Like ResetSlot it refuses while a relay streams from the slot unless force
+// is set, in which case that walsender is terminated first.
+func AdvanceSlot(ctx context.Context, dsn, slot string, lsn pglogrepl.LSN, force bool) (from, to pglogrepl.LSN, err error) {
+	s, err := connectReplication(ctx, dsn, Options{Slot: slot})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.conn.Close(context.Background())
+	for attempt := 0; ; attempt++ {
+		exists, err := s.releaseSlot(ctx, force)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !exists {
+			return 0, 0, fmt.Errorf("slot %q: %w; the next eventbus run creates it", slot, ErrSlotMissing)
+		}
+		rows, err := s.query(ctx, `SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = `+quoteLiteral(slot))
+		if err != nil {
+			return 0, 0, fmt.Errorf("look up slot %q: %w", slot, err)
+		}
+		if len(rows) == 0 {
+			return 0, 0, fmt.Errorf("slot %q: %w; the next eventbus run creates it", slot, ErrSlotMissing)
+		}
+		if from, err = pglogrepl.ParseLSN(string(rows[0][0])); err != nil {
+			return 0, 0, fmt.Errorf("slot %q has no confirmed position (%q); is it a logical slot?", slot, rows[0][0])
+		}
+		if lsn < from {
+			return from, from, fmt.Errorf("slot %q is at %s: %w to %s", slot, from, ErrAdvanceBackwards, lsn)
+		}
+		rows, err = s.query(ctx, `SELECT end_lsn::text FROM pg_replication_slot_advance(`+quoteLiteral(slot)+`, `+quoteLiteral(lsn.String())+`)`)
+		var pgErr *pgconn.PgError
+		// A relay whose walsender was just terminated may take the slot
+		// again before the advance: terminate it again.
+		if force && attempt < 5 && errors.As(err, &pgErr) && pgErr.Code == "55006" /* object_in_use */ {
+			continue
+		}
+		if err != nil {
+			return from, from, fmt.Errorf("advance slot %q to %s: %w", slot, lsn, err)
+		}
+		if to, err = pglogrepl.ParseLSN(string(rows[0][0])); err != nil {
+			return from, from, fmt.Errorf("advance slot %q: read the new position %q: %w", slot, rows[0][0], err)
+		}
+		return from, to, nil
+	}
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// HeartbeatInterval is how often the relay writes a heartbeat message to
 	// the WAL so the slot advances while event_bus is quiet; 0 disables.
 	HeartbeatInterval time.Duration `envconfig:"HEARTBEAT_INTERVAL" default:"30s"`
+	// RedriveInterval is how often run looks for rows that should have been
+	// delivered by now and hands them back to the stream; 0 disables.
+	RedriveInterval time.Duration `envconfig:"REDRIVE_INTERVAL" default:"1m"`
+	// RedriveAfter is the margin: a pending row counts as stuck when it was
+	// created this long before the last confirmed commit.
+	RedriveAfter time.Duration `envconfig:"REDRIVE_AFTER" default:"2m"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 }
@@ -143,6 +149,12 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.RedriveInterval < 0 {
+		return bad("REDRIVE_INTERVAL", "must not be negative (0 disables), got %s", c.RedriveInterval)
+	}
+	if c.RedriveAfter <= 0 {
+		return bad("REDRIVE_AFTER", "must be a positive duration, got %s", c.RedriveAfter)
 	}
 	if c.HeartbeatInterval < 0 {
 		return bad("HEARTBEAT_INTERVAL", "must not be negative (0 disables), got %s", c.HeartbeatInterval)

@@ -31,8 +31,13 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// HeartbeatInterval is how often a heartbeat is written to the WAL; 0 disables.
 	HeartbeatInterval time.Duration
-	Log               *slog.Logger
-	Metrics           *Metrics
+	// RedriveInterval is how often stuck rows are looked for (see sweep); 0 disables.
+	RedriveInterval time.Duration
+	// RedriveAfter is how long before the confirmed commit time a pending row
+	// must have been created to count as stuck.
+	RedriveAfter time.Duration
+	Log          *slog.Logger
+	Metrics      *Metrics
 }
 
 // Relay streams event_bus inserts to JetStream until its context ends.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"sync"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 )
@@ -18,25 +19,29 @@ type tracker struct {
 	mu        sync.Mutex
 	txns      []*txn
 	confirmed pglogrepl.LSN
-	onConfirm func(pglogrepl.LSN)
+	// confirmedAt is the commit time (or keepalive time) of the confirmed
+	// position: everything committed before it is delivered and marked.
+	confirmedAt time.Time
+	onConfirm   func(pglogrepl.LSN)
 }
 
 type txn struct {
 	remaining int
 	committed bool
 	end       pglogrepl.LSN
-	onDone    func() // called once the transaction is confirmed
+	at        time.Time // commit time; zero for a backfill
+	onDone    func()    // called once the transaction is confirmed
 }
 
 func newTracker(start pglogrepl.LSN, onConfirm func(pglogrepl.LSN)) *tracker {
 	return &tracker{confirmed: start, onConfirm: onConfirm}
 }
 
-// begin appends a transaction.
-func (t *tracker) begin() *txn {
+// begin appends a transaction that committed at time at.
+func (t *tracker) begin(at time.Time) *txn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	x := &txn{}
+	x := &txn{at: at}
 	t.txns = append(t.txns, x)
 	return x
 }
@@ -80,6 +85,9 @@ func (t *tracker) advanceLocked() {
 			t.confirmed = x.end
 			moved = true
 		}
+		if x.at.After(t.confirmedAt) {
+			t.confirmedAt = x.at
+		}
 		if x.onDone != nil {
 			callbacks = append(callbacks, x.onDone)
 		}
@@ -92,6 +100,13 @@ func (t *tracker) advanceLocked() {
 	if moved && t.onConfirm != nil {
 		t.onConfirm(confirmed)
 	}
+}
+
+// confirmedTime returns the time up to which every commit is done.
+func (t *tracker) confirmedTime() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.confirmedAt
 }
 
 // inFlight returns the number of transactions not yet confirmed.

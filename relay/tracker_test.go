@@ -2,6 +2,7 @@ package relay
 
 import (
 	"testing"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/stretchr/testify/assert"
@@ -11,10 +12,10 @@ func TestTrackerConfirmsOnlyFinishedPrefix(t *testing.T) {
 	var confirmed []pglogrepl.LSN
 	tr := newTracker(100, func(l pglogrepl.LSN) { confirmed = append(confirmed, l) })
 
-	a := tr.begin()
+	a := tr.begin(time.Time{})
 	tr.add(a)
 	tr.add(a)
-	b := tr.begin()
+	b := tr.begin(time.Time{})
 	tr.add(b)
 	tr.commit(a, 200)
 	tr.commit(b, 300)
@@ -33,7 +34,7 @@ func TestTrackerConfirmsOnlyFinishedPrefix(t *testing.T) {
 func TestTrackerWaitsForCommit(t *testing.T) {
 	var got pglogrepl.LSN
 	tr := newTracker(10, func(l pglogrepl.LSN) { got = l })
-	x := tr.begin()
+	x := tr.begin(time.Time{})
 	tr.add(x)
 	tr.done(x)
 	assert.Zero(t, got, "all events done but the Commit has not been seen: more may come")
@@ -44,10 +45,10 @@ func TestTrackerWaitsForCommit(t *testing.T) {
 func TestTrackerEmptyTransactionsAndPositions(t *testing.T) {
 	var got pglogrepl.LSN
 	tr := newTracker(10, func(l pglogrepl.LSN) { got = l })
-	busy := tr.begin()
+	busy := tr.begin(time.Time{})
 	tr.add(busy)
 	tr.commit(busy, 40)
-	tr.commit(tr.begin(), 60) // a keepalive position behind a busy transaction
+	tr.commit(tr.begin(time.Time{}), 60) // a keepalive position behind a busy transaction
 	assert.Zero(t, got)
 	tr.done(busy)
 	assert.Equal(t, pglogrepl.LSN(60), got)
@@ -56,21 +57,33 @@ func TestTrackerEmptyTransactionsAndPositions(t *testing.T) {
 func TestTrackerNeverMovesBackwards(t *testing.T) {
 	var calls int
 	tr := newTracker(500, func(pglogrepl.LSN) { calls++ })
-	tr.commit(tr.begin(), 0)   // a backfill: no LSN
-	tr.commit(tr.begin(), 400) // a position older than the start
+	tr.commit(tr.begin(time.Time{}), 0)   // a backfill: no LSN
+	tr.commit(tr.begin(time.Time{}), 400) // a position older than the start
 	assert.Zero(t, calls)
 	assert.Equal(t, pglogrepl.LSN(500), tr.confirmed)
 }
 
 func TestTrackerRunsOnDoneOnce(t *testing.T) {
 	tr := newTracker(0, nil)
-	x := tr.begin()
+	x := tr.begin(time.Time{})
 	runs := 0
 	x.onDone = func() { runs++ }
 	tr.add(x)
 	tr.commit(x, 0)
 	assert.Zero(t, runs)
 	tr.done(x)
-	tr.commit(tr.begin(), 10)
+	tr.commit(tr.begin(time.Time{}), 10)
 	assert.Equal(t, 1, runs)
+}
+
+func TestTrackerConfirmedTime(t *testing.T) {
+	tr := newTracker(0, nil)
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	a := tr.begin(t0)
+	tr.add(a)
+	tr.commit(a, 10)
+	tr.commit(tr.begin(t0.Add(time.Minute)), 20)
+	assert.True(t, tr.confirmedTime().IsZero(), "nothing confirmed yet")
+	tr.done(a)
+	assert.Equal(t, t0.Add(time.Minute), tr.confirmedTime())
 }

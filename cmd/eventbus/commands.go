@@ -76,6 +76,8 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		StandbyInterval:   cfg.StandbyInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		RedriveInterval:   cfg.RedriveInterval,
+		RedriveAfter:      cfg.RedriveAfter,
 		Log:               log,
 		Metrics:           relay.NewMetrics(reg),
 	}, pool, pub)
