@@ -123,3 +123,33 @@ func TestIdleSlotAdvancesWhileOthersWriteWAL(t *testing.T) {
 	})
 	assert.Zero(t, e.streamCount(), "no events were published")
 }
+
+// A slot dropped under a running relay (by hand, or lost in a failover) is
+// noticed, reported loudly and recreated; rows committed while it was
+// missing are still pending, and the backfill of the new slot publishes them.
+func TestSlotDroppedByHandIsRecreatedWithoutAGap(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	relay := e.startRelay()
+	warm := e.warmUp()
+	ctx := t.Context()
+
+	w := e.startWriters(ctx, 2, 500)
+	w.waitWritten(300)
+	// Kill the walsender and drop the slot before the relay reconnects.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		_, err := e.db.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active`, e.slot)
+		if err != nil {
+			return false, err.Error()
+		}
+		_, err = e.db.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, e.slot)
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	ids := append(w.wait(), warm)
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+	relay.requireRunning()
+	assert.Contains(t, relay.out.String(), "replication slot was missing")
+}

@@ -208,6 +208,14 @@ func (r *Relay) session(ctx context.Context) error {
 // are published twice and deduplicated by JetStream).
 func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error) {
 	if slot.Created {
+		// A slot this relay had backfilled before is gone: dropped by hand,
+		// invalidated, or a failover to a server without it. Events committed
+		// while it was missing were never decoded; the backfill below
+		// publishes every row still pending, so none is lost, but say so.
+		if existed, err := r.store.BackfillDone(ctx, slot.Name); err == nil && (existed || slot.Recreated) {
+			r.log.Error("replication slot was missing and has been created again; republishing every pending row",
+				"slot", slot.Name, "lost_wal", slot.Recreated)
+		}
 		if err := r.store.SetBackfillDone(ctx, slot.Name, false); err != nil {
 			return nil, err
 		}
