@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,11 @@ type Options struct {
 	// StandbyInterval is how often a standby status update is sent; the
 	// server times out senders that stay silent for wal_sender_timeout (60 s).
 	StandbyInterval time.Duration
-	Log             *slog.Logger
+	// Failover creates the slot as a failover slot (PostgreSQL 17+), which
+	// standbys with sync_replication_slots keep in step, so a promoted standby
+	// has it.
+	Failover bool
+	Log      *slog.Logger
 }
 
 // Slot describes the replication slot after Open.
@@ -159,8 +164,23 @@ func (s *Stream) ensureSlot(ctx context.Context) error {
 }
 
 func (s *Stream) createSlot(ctx context.Context) error {
-	res, err := pglogrepl.CreateReplicationSlot(ctx, s.conn, s.opts.Slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	var res pglogrepl.CreateReplicationSlotResult
+	var err error
+	if s.opts.Failover {
+		// PostgreSQL 17 syntax; older servers answer with a syntax error.
+		var version int
+		if rows, err := s.query(ctx, "SHOW server_version_num"); err == nil && len(rows) > 0 {
+			version, _ = strconv.Atoi(string(rows[0][0]))
+		}
+		if version < 170000 {
+			return fmt.Errorf("%w: EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17 or newer (this server: %d)", ErrUnusable, version)
+		}
+		res, err = pglogrepl.ParseCreateReplicationSlot(s.conn.Exec(ctx,
+			"CREATE_REPLICATION_SLOT "+s.opts.Slot+" LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER true)"))
+	} else {
+		res, err = pglogrepl.CreateReplicationSlot(ctx, s.conn, s.opts.Slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	}
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: another relay won the race

@@ -23,9 +23,11 @@ const Prefix = "EVENTBUS"
 // Config is the relay's configuration. Field tags name the variables; the
 // README's configuration table mirrors them.
 type Config struct {
-	DatabaseURL   string `envconfig:"DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
-	NATSURL       string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
-	Slot          string `envconfig:"SLOT" default:"eventbus"`
+	DatabaseURL string `envconfig:"DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
+	NATSURL     string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	Slot        string `envconfig:"SLOT" default:"eventbus"`
+	// SlotFailover creates the slot with FAILOVER (PostgreSQL 17+).
+	SlotFailover  bool   `envconfig:"SLOT_FAILOVER" default:"false"`
 	Publication   string `envconfig:"PUBLICATION" default:"eventbus"`
 	Stream        string `envconfig:"STREAM" default:"EVENTBUS"`
 	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" default:"events"`

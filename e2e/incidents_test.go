@@ -153,3 +153,22 @@ func TestSlotDroppedByHandIsRecreatedWithoutAGap(t *testing.T) {
 	relay.requireRunning()
 	assert.Contains(t, relay.out.String(), "replication slot was missing")
 }
+
+// Failover slots need PostgreSQL 17; an older server gets one clear error.
+func TestSlotFailoverNeedsPostgres17(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withEnv("EVENTBUS_SLOT_FAILOVER=true"))
+	var version int
+	require.NoError(t, e.db.QueryRow(t.Context(), `SELECT current_setting('server_version_num')::int`).Scan(&version))
+	if version >= 170000 {
+		t.Skip("PostgreSQL 17 or newer: failover slots are supported")
+	}
+	p := e.startRelay()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the relay kept running:\n%s", p.out.String())
+	}
+	require.Error(t, p.err)
+	assert.Contains(t, p.out.String(), "EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17")
+}

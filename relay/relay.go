@@ -36,6 +36,8 @@ type Options struct {
 	// RedriveAfter is how long before the confirmed commit time a pending row
 	// must have been created to count as stuck.
 	RedriveAfter time.Duration
+	// SlotFailover creates the slot as a PostgreSQL 17 failover slot.
+	SlotFailover bool
 	Log          *slog.Logger
 	Metrics      *Metrics
 }
@@ -161,6 +163,7 @@ func (r *Relay) session(ctx context.Context) error {
 		Slot:            r.opts.Slot,
 		Publication:     r.opts.Publication,
 		StandbyInterval: r.opts.StandbyInterval,
+		Failover:        r.opts.SlotFailover,
 		Log:             r.log,
 	})
 	if err != nil {

@@ -78,6 +78,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		RedriveInterval:   cfg.RedriveInterval,
 		RedriveAfter:      cfg.RedriveAfter,
+		SlotFailover:      cfg.SlotFailover,
 		Log:               log,
 		Metrics:           relay.NewMetrics(reg),
 	}, pool, pub)
