@@ -15,13 +15,16 @@ const maxEventTypeLabels = 200
 
 // Metrics are the relay's Prometheus metrics.
 type Metrics struct {
-	reg        prometheus.Registerer
-	published  *prometheus.CounterVec
-	failed     *prometheus.CounterVec
-	retried    *prometheus.CounterVec
-	inflight   prometheus.Gauge
-	backfilled prometheus.Counter
-	skipped    prometheus.Counter
+	reg         prometheus.Registerer
+	published   *prometheus.CounterVec
+	failed      *prometheus.CounterVec
+	retried     *prometheus.CounterVec
+	inflight    prometheus.Gauge
+	backfilled  prometheus.Counter
+	backfilling prometheus.Gauge
+	skipped     prometheus.Counter
+	latency     prometheus.Histogram
+	publishDur  prometheus.Histogram
 
 	mu    sync.Mutex
 	types map[string]struct{}
@@ -51,17 +54,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "eventbus_backfill_events_total",
 			Help: "Pending rows read by backfills (new slot or unfinished backfill).",
 		}),
+		backfilling: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventbus_backfill_in_progress",
+			Help: "1 from the start of a backfill until its completion is recorded (or its session ends).",
+		}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventbus_catchup_skipped_total",
 			Help: "Events seen again after a restart and skipped because their rows were already processed or failed.",
 		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eventbus_event_latency_seconds",
+			Help: "Time from the commit of an event's transaction (Postgres clock) to its PubAck (relay clock). " +
+				"Includes any outage while the event waited. Backfilled and redriven events are not observed: " +
+				"their transaction's commit time is unknown or not theirs.",
+			Buckets: latencyBuckets,
+		}),
+		publishDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventbus_publish_duration_seconds",
+			Help:    "Time from an event's publish call to its PubAck, as seen by the acker (which waits for acks in publish order).",
+			Buckets: publishBuckets,
+		}),
 		types: make(map[string]struct{}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.skipped)
+		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.backfilling,
+			m.skipped, m.latency, m.publishDur)
 	}
 	return m
 }
+
+var (
+	// latencyBuckets reach an hour: after an outage events wait long, and
+	// the histogram should show how long rather than pile up in +Inf.
+	latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+	publishBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+)
 
 func (m *Metrics) eventType(t string) string {
 	m.mu.Lock()
@@ -76,44 +103,137 @@ func (m *Metrics) eventType(t string) string {
 	return t
 }
 
-const lagSQL = `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::float8, active
+// acked observes the latencies of an event whose PubAck arrived at now. A
+// zero committed (backfill, redrive) is not observed; a commit time ahead of
+// the relay's clock (clock skew) counts as zero latency.
+func (m *Metrics) acked(f inflight, now time.Time) {
+	m.publishDur.Observe(max(now.Sub(f.sent), 0).Seconds())
+	if !f.committed.IsZero() {
+		m.latency.Observe(max(now.Sub(f.committed), 0).Seconds())
+	}
+}
+
+// scrapeTTL is how long one query's result serves the gauges read from it,
+// so that the gauges of one scrape, and scrapes by several Prometheus
+// servers, share a query.
+const scrapeTTL = time.Second
+
+// scrapeTimeout bounds a query run at scrape time.
+const scrapeTimeout = 2 * time.Second
+
+// cached holds the result of load for ttl. Concurrent callers wait for one
+// load instead of running their own; errors are cached too, so a database
+// that is down costs one timeout per ttl, not one per gauge.
+type cached[T any] struct {
+	ttl  time.Duration
+	now  func() time.Time
+	load func(context.Context) (T, error)
+
+	mu  sync.Mutex
+	at  time.Time
+	val T
+	err error
+}
+
+func newCached[T any](ttl time.Duration, load func(context.Context) (T, error)) *cached[T] {
+	return &cached[T]{ttl: ttl, now: time.Now, load: load}
+}
+
+func (c *cached[T]) get() (T, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || c.now().Sub(c.at) >= c.ttl {
+		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		c.val, c.err = c.load(ctx)
+		cancel()
+		c.at = c.now()
+	}
+	return c.val, c.err
+}
+
+const slotSQL = `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::float8, active
 FROM pg_replication_slots WHERE slot_name = $1`
 
-// registerSlotGauges adds the gauges read from pg_replication_slots at scrape time.
+type slotState struct {
+	lag    float64
+	active bool
+}
+
+// backlogSQL reads the event_bus backlog in one statement. Each subquery
+// reads one of the partial indexes on created_at (status 'pending' or
+// 'failed'), so the cost follows the number of such rows, not the table's
+// size; min(created_at) reads one index entry. A created_at in the future
+// counts as age 0.
+const backlogSQL = `SELECT
+  (SELECT count(*) FROM public.event_bus WHERE status = 'pending')::float8,
+  greatest(coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM public.event_bus WHERE status = 'pending')), 0), 0)::float8,
+  (SELECT count(*) FROM public.event_bus WHERE status = 'failed')::float8`
+
+type backlog struct {
+	pending, oldestAge, failed float64
+}
+
+// registerSlotGauges adds the gauges read from the database at scrape time:
+// the slot's state in pg_replication_slots and the backlog of event_bus.
+// Gauges read NaN when their query fails.
 func (r *Relay) registerSlotGauges() {
 	if r.m.reg == nil {
 		return
 	}
-	query := func() (lag float64, active bool) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := r.pool.QueryRow(ctx, lagSQL, r.opts.Slot).Scan(&lag, &active); err != nil {
-			return math.NaN(), false
+	slot := newCached(scrapeTTL, func(ctx context.Context) (s slotState, err error) {
+		err = r.pool.QueryRow(ctx, slotSQL, r.opts.Slot).Scan(&s.lag, &s.active)
+		return s, err
+	})
+	rows := newCached(scrapeTTL, func(ctx context.Context) (b backlog, err error) {
+		err = r.pool.QueryRow(ctx, backlogSQL).Scan(&b.pending, &b.oldestAge, &b.failed)
+		return b, err
+	})
+	gauge := func(name, help string, value func() float64) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value)
+	}
+	fromBacklog := func(field func(backlog) float64) func() float64 {
+		return func() float64 {
+			b, err := rows.get()
+			if err != nil {
+				return math.NaN()
+			}
+			return field(b)
 		}
-		return lag, active
 	}
 	r.m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eventbus_replication_lag_bytes",
-			Help: "WAL bytes between the server's current position and the slot's confirmed flush position.",
-		}, func() float64 { lag, _ := query(); return lag }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eventbus_slot_active",
-			Help: "1 when a walsender is streaming from the slot.",
-		}, func() float64 {
-			if _, active := query(); active {
-				return 1
-			}
-			return 0
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eventbus_ready",
-			Help: "1 when this relay is streaming from the slot and NATS is connected.",
-		}, func() float64 {
-			if r.Ready() {
-				return 1
-			}
-			return 0
-		}),
+		gauge("eventbus_replication_lag_bytes",
+			"WAL bytes between the server's current position and the slot's confirmed flush position.",
+			func() float64 {
+				s, err := slot.get()
+				if err != nil {
+					return math.NaN()
+				}
+				return s.lag
+			}),
+		gauge("eventbus_slot_active",
+			"1 when a walsender is streaming from the slot.",
+			func() float64 {
+				if s, err := slot.get(); err == nil && s.active {
+					return 1
+				}
+				return 0
+			}),
+		gauge("eventbus_ready",
+			"1 when this relay is streaming from the slot and NATS is connected.",
+			func() float64 {
+				if r.Ready() {
+					return 1
+				}
+				return 0
+			}),
+		gauge("eventbus_pending_events",
+			"Rows of event_bus with status pending.",
+			fromBacklog(func(b backlog) float64 { return b.pending })),
+		gauge("eventbus_oldest_pending_age_seconds",
+			"Age (database now() minus created_at) of the oldest pending row of event_bus; 0 when none is pending.",
+			fromBacklog(func(b backlog) float64 { return b.oldestAge })),
+		gauge("eventbus_failed_events",
+			"Rows of event_bus with status failed (retries used up; see the Failed events runbook).",
+			fromBacklog(func(b backlog) float64 { return b.failed })),
 	)
 }

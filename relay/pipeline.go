@@ -23,6 +23,9 @@ type inflight struct {
 	event *outbox.Event
 	txn   *txn
 	ack   publisher.Ack
+	// sent is when the event was published; committed is its transaction's
+	// commit time, zero for backfilled and redriven events. Both for metrics.
+	sent, committed time.Time
 	// settled is set when the event needs no ack: it was marked failed.
 	settled bool
 }
@@ -70,6 +73,9 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	if r.opts.HeartbeatInterval > 0 {
 		wg.Go(func() { r.heartbeat(readCtx) })
 	}
+	if r.opts.RedriveInterval > 0 {
+		wg.Go(func() { r.sweep(readCtx, tr) })
+	}
 
 	// On a graceful stop the acker drains what was published, bounded in time.
 	stopped := make(chan struct{})
@@ -113,6 +119,38 @@ func (r *Relay) heartbeat(ctx context.Context) {
 	}
 }
 
+// sweep is the safety net under the relay: at every RedriveInterval it hands
+// back, through the stream, pending rows that should have been delivered by
+// now and failed rows with retries left. "By now" is measured against the
+// confirmed position, not the clock: a pending row created more than
+// RedriveAfter before the commit time of the last confirmed transaction
+// should have been delivered, while a backlog still being drained is left
+// alone. RedriveAfter leaves room for long transactions, whose rows are
+// created (now()) well before they commit; a row redriven by mistake is only
+// published twice, and JetStream or the table status drops the copy.
+func (r *Relay) sweep(ctx context.Context, tr *tracker) {
+	t := time.NewTicker(r.opts.RedriveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		at := tr.confirmedTime()
+		if at.IsZero() {
+			continue
+		}
+		n, err := r.store.RedriveStuck(ctx, at.Add(-r.opts.RedriveAfter), r.opts.MaxRetries, 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn("redrive sweep failed", "err", err)
+		case n > 0:
+			r.log.Warn("redrive sweep handed back events that should have been delivered by now", "events", n)
+		}
+	}
+}
+
 // catchUpBatch bounds the events whose statuses are looked up at once while
 // catching up.
 const catchUpBatch = 500
@@ -129,6 +167,7 @@ const catchUpBatch = 500
 func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
 	r := d.r
 	if backfill != nil {
+		defer r.m.backfilling.Set(0)
 		if err := d.backfill(ctx, backfill, slot); err != nil {
 			return err
 		}
@@ -186,6 +225,7 @@ type dispatcher struct {
 	acks         chan<- inflight
 	ackerDone    <-chan struct{}
 	cur          *txn
+	committed    time.Time // commit time of cur
 	catchUpUntil pglogrepl.LSN
 	catchingUp   bool
 }
@@ -195,7 +235,8 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 	r, tr := d.r, d.tr
 	switch c.Kind {
 	case cdc.Begin:
-		d.cur = tr.begin()
+		d.cur = tr.begin(c.CommitTime)
+		d.committed = c.CommitTime
 		d.catchingUp = c.LSN < d.catchUpUntil
 	case cdc.Insert:
 		if d.cur == nil {
@@ -211,7 +252,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			r.log.Debug("skipping a row inserted with status "+st, "id", c.Event.ID)
 			return nil
 		}
-		return d.publish(ctx, d.cur, c.Event)
+		return d.publish(ctx, d.cur, c.Event, d.committed)
 	case cdc.Redrive:
 		if d.cur == nil {
 			return fmt.Errorf("replication stream: redrive message outside a transaction")
@@ -222,7 +263,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 		}
 		r.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
 		for i := range events {
-			if err := d.publish(ctx, d.cur, &events[i]); err != nil {
+			if err := d.publish(ctx, d.cur, &events[i], time.Time{}); err != nil {
 				return err
 			}
 		}
@@ -235,7 +276,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 	case cdc.Position:
 		// Everything before this keepalive is already in the tracker, so
 		// its WAL end is safe to confirm once they are done.
-		tr.commit(tr.begin(), c.LSN)
+		tr.commit(tr.begin(c.CommitTime), c.LSN)
 	}
 	return nil
 }
@@ -243,10 +284,11 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) error {
 	r, tr := d.r, d.tr
 	started := time.Now()
-	x := tr.begin()
+	r.m.backfilling.Set(1)
+	x := tr.begin(time.Time{})
 	n, err := outbox.ScanPending(ctx, tx, func(e outbox.Event) error {
 		r.m.backfilled.Inc()
-		return d.publish(ctx, x, &e)
+		return d.publish(ctx, x, &e, time.Time{})
 	})
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)
@@ -255,6 +297,7 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 		return fmt.Errorf("backfill: %w", err)
 	}
 	x.onDone = func() {
+		r.m.backfilling.Set(0)
 		doneCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := r.store.SetBackfillDone(doneCtx, slot.Name, true); err != nil {
@@ -270,19 +313,21 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 // publish sends one event. A per-event rejection is recorded in the table
 // (retry_count+1, error_message) and retried after backoff, in place, so no
 // later event overtakes it; once its retries are used up it is marked failed
-// and the stream moves on. Any other error ends the session.
-func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event) error {
+// and the stream moves on. Any other error ends the session. committed is the
+// commit time of e's transaction, zero when unknown.
+func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event, committed time.Time) error {
 	r, acks, ackerDone := d.r, d.acks, d.ackerDone
 	d.tr.add(x)
 	wait := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
+		sent := time.Now()
 		ack, err := r.pub.Publish(e)
 		if err == nil {
 			// The message is on its way: hand its ack to the acker even when
 			// stopping, so a graceful stop marks everything it published. Only
 			// an acker that has quit (session failed) is not waited for.
 			select {
-			case acks <- inflight{event: e, txn: x, ack: ack}:
+			case acks <- inflight{event: e, txn: x, ack: ack, sent: sent, committed: committed}:
 				r.m.inflight.Inc()
 				return nil
 			case <-ackerDone:
@@ -402,6 +447,7 @@ func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflig
 		for {
 			select {
 			case <-f.ack.Ok():
+				r.m.acked(f, time.Now())
 				batch = append(batch, f)
 				if len(batch) == 1 {
 					timer.Reset(r.opts.FlushInterval)
