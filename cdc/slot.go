@@ -140,10 +140,6 @@ func (s *Stream) releaseSlot(ctx context.Context, force bool) (exists bool, err 
 // ErrSlotMissing means the slot does not exist.
 var ErrSlotMissing = errors.New("replication slot does not exist")
 
-// ErrAdvanceBackwards means the target of AdvanceSlot is behind the slot's
-// confirmed position: a slot never moves back, the WAL before it is gone.
-var ErrAdvanceBackwards = errors.New("a slot cannot move backwards")
-
 // ParseLSN parses a WAL position written as PostgreSQL does, two hexadecimal
 // numbers of at most 8 digits separated by a slash (0/16B3748). Unlike
 // pglogrepl.ParseLSN it accepts nothing else around them.
@@ -172,6 +168,8 @@ func isHex32(s string) bool {
 // the transactions that committed in between. Their rows stay as they are
 // (pending, usually); process_pending_events can hand them back. The server
 // stops at its flush position if lsn is past it, so to can be less than lsn.
+// A slot already at or past lsn is left alone (to == from): a slot never
+// moves back, and everything before lsn is skipped already.
 // Like ResetSlot it refuses while a relay streams from the slot unless force
 // is set, in which case that walsender is terminated first.
 func AdvanceSlot(ctx context.Context, dsn, slot string, lsn pglogrepl.LSN, force bool) (from, to pglogrepl.LSN, err error) {
@@ -198,8 +196,8 @@ func AdvanceSlot(ctx context.Context, dsn, slot string, lsn pglogrepl.LSN, force
 		if from, err = pglogrepl.ParseLSN(string(rows[0][0])); err != nil {
 			return 0, 0, fmt.Errorf("slot %q has no confirmed position (%q); is it a logical slot?", slot, rows[0][0])
 		}
-		if lsn < from {
-			return from, from, fmt.Errorf("slot %q is at %s: %w to %s", slot, from, ErrAdvanceBackwards, lsn)
+		if lsn <= from {
+			return from, from, nil
 		}
 		rows, err = s.query(ctx, `SELECT end_lsn::text FROM pg_replication_slot_advance(`+quoteLiteral(slot)+`, `+quoteLiteral(lsn.String())+`)`)
 		var pgErr *pgconn.PgError

@@ -3,9 +3,11 @@
 //	eventbus migrate   apply the embedded SQL migrations
 //	eventbus run       run the relay
 //	eventbus status    slot, lag and counts
-//	eventbus slot      reset or drop the replication slot
+//	eventbus slot      reset, drop or advance the replication slot
 //	eventbus replay    republish stored events
 //	eventbus publish   call publish_event
+//	eventbus prune     delete old processed (or failed) events
+//	eventbus tail      print events as they reach the stream
 //
 // Configuration comes from EVENTBUS_* environment variables (see README.md).
 package main
@@ -37,12 +39,22 @@ commands:
             slot, lag, counts by status over 24 h, latest failed events
   slot reset [--force] | slot drop [--force]
             recreate or drop the replication slot; pending rows are kept
+  slot advance --to LSN [--force]
+            move the slot past LSN: events committed before it are skipped
+            (their rows stay pending; process_pending_events redrives them)
   replay [--since T] [--until T] [--event-type X] [--aggregate-type A]
          [--status S] [--id UUID]... [--dry-run] [--rate N]
             republish stored events (fresh Nats-Msg-Id, Eventbus-Replay: true)
   publish --event-type X --aggregate-type A --aggregate-id ID
           [--payload JSON] [--metadata JSON] [--organization-id UUID]
             call publish_event and print the new id
+  prune --older-than DURATION [--status processed|failed]... [--batch N]
+        [--dry-run]
+            delete events older than DURATION (30d, 36h), processed by
+            default, in batches; pending events are never deleted
+  tail [SUBJECT_FILTER] [--since T] [--json]
+            print events as they reach the stream until SIGINT/SIGTERM;
+            the filter (default <prefix>.>) may omit the prefix: lead.>
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -85,6 +97,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replayCommand(ctx, cfg, args[1:], stdout, stderr)
 	case "publish":
 		err = publishCommand(ctx, cfg, args[1:], stdout)
+	case "prune":
+		err = pruneCommand(ctx, cfg, args[1:], stdout)
+	case "tail":
+		err = tailCommand(ctx, cfg, args[1:], stdout, stderr)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

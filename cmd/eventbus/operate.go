@@ -170,7 +170,10 @@ func printStatus(w io.Writer, r statusReport) {
 
 func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{"usage: eventbus slot reset [--force] | eventbus slot drop [--force]"}
+		return &usageError{"usage: eventbus slot reset [--force] | eventbus slot drop [--force] | eventbus slot advance --to LSN [--force]"}
+	}
+	if args[0] == "advance" {
+		return slotAdvanceCommand(ctx, cfg, args[1:], stdout)
 	}
 	fs := flags("slot " + args[0])
 	force := fs.Bool("force", false, "terminate the relay streaming from the slot first")
@@ -203,7 +206,7 @@ func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout i
 		}
 		fmt.Fprintf(stdout, "slot %s dropped; the next eventbus run creates it and publishes the rows still pending\n", cfg.Slot)
 	default:
-		return &usageError{fmt.Sprintf("unknown slot command %q: use reset or drop", args[0])}
+		return &usageError{fmt.Sprintf("unknown slot command %q: use reset, drop or advance", args[0])}
 	}
 	return nil
 }
