@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,8 +54,51 @@ type Config struct {
 	// RedriveAfter is the margin: a pending row counts as stuck when it was
 	// created this long before the last confirmed commit.
 	RedriveAfter time.Duration `envconfig:"REDRIVE_AFTER" default:"2m"`
+	// Retention makes run delete processed events older than this once an
+	// hour; 0 keeps them.
+	Retention Age `envconfig:"RETENTION" default:"0"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+}
+
+// Age is a duration that also accepts whole days: "30d", "1d12h"; "0" is zero.
+type Age time.Duration
+
+// Decode implements envconfig.Decoder.
+func (a *Age) Decode(v string) error {
+	if v == "" || v == "0" {
+		*a = 0
+		return nil
+	}
+	d, err := ParseAge(v)
+	*a = Age(d)
+	return err
+}
+
+// ParseAge parses a positive Go duration, or whole days optionally followed
+// by one ("30d", "1d12h").
+func ParseAge(v string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a positive duration such as 30d, 36h or 90m", v)
+	var d time.Duration
+	rest := v
+	if days, after, ok := strings.Cut(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, bad
+		}
+		d, rest = time.Duration(n)*24*time.Hour, after
+	}
+	if rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 {
+			return 0, bad
+		}
+		d += r
+	}
+	if d <= 0 {
+		return 0, bad
+	}
+	return d, nil
 }
 
 // Error is a configuration problem tied to one variable.
@@ -84,6 +128,8 @@ func typeWord(t string) string {
 		return "an integer"
 	case "Duration":
 		return "a duration such as 500ms or 10s"
+	case "Age":
+		return "a duration such as 30d or 720h (0 is off)"
 	default:
 		return "a " + t
 	}
@@ -151,6 +197,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if r := time.Duration(c.Retention); r != 0 && r < time.Hour {
+		return bad("RETENTION", "must be 0 (off) or at least 1h, got %s", r)
 	}
 	if c.RedriveInterval < 0 {
 		return bad("REDRIVE_INTERVAL", "must not be negative (0 disables), got %s", c.RedriveInterval)

@@ -63,6 +63,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"EVENTBUS_STANDBY_INTERVAL":      "1h",
 		"EVENTBUS_STATUS_FLUSH_INTERVAL": "soon",
 		"EVENTBUS_HEARTBEAT_INTERVAL":    "-1s",
+		"EVENTBUS_RETENTION":             "10m",
+		"EVENTBUS_REDRIVE_AFTER":         "0s",
 	} {
 		t.Run(variable, func(t *testing.T) {
 			unsetAll(t)
@@ -91,4 +93,17 @@ func TestValidSubject(t *testing.T) {
 	for _, bad := range []string{"", "a..b", ".a", "a.", "a b", "a.*", "a.>", "a\tb", "a\x00b"} {
 		assert.Error(t, ValidSubject(bad), "%q", bad)
 	}
+}
+
+func TestRetentionAcceptsDays(t *testing.T) {
+	unsetAll(t)
+	t.Setenv("EVENTBUS_RETENTION", "30d")
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, 30*24*time.Hour, time.Duration(c.Retention))
+
+	t.Setenv("EVENTBUS_RETENTION", "soon")
+	_, err = Load()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "EVENTBUS_RETENTION")
 }

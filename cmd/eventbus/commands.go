@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
 	"github.com/eventbus/eventbus/schema"
@@ -97,6 +98,17 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 				log.Error("http server", "err", err)
 			}
 		})
+	}
+	if cfg.Retention > 0 {
+		retention := outbox.Retention{Store: outbox.NewStore(pool), Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log}
+		retCtx, stopRetention := context.WithCancel(ctx)
+		var retWG sync.WaitGroup
+		retWG.Go(func() {
+			if err := retention.Run(retCtx); err != nil {
+				log.Error("retention", "err", err)
+			}
+		})
+		defer func() { stopRetention(); retWG.Wait() }() // before pool.Close
 	}
 	log.Info("relay starting", "slot", cfg.Slot, "publication", cfg.Publication, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".>")
 	started := time.Now()

@@ -7,8 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/eventbus/eventbus/cdc"
@@ -28,36 +26,12 @@ func (f *ageFlag) String() string {
 }
 
 func (f *ageFlag) Set(v string) error {
-	d, err := parseAge(v)
+	d, err := config.ParseAge(v)
 	if err != nil {
 		return err
 	}
 	f.d = d
 	return nil
-}
-
-func parseAge(v string) (time.Duration, error) {
-	bad := fmt.Errorf("%q is not a positive duration such as 30d, 36h or 90m", v)
-	var d time.Duration
-	rest := v
-	if days, after, ok := strings.Cut(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 100*365 {
-			return 0, bad
-		}
-		d, rest = time.Duration(n)*24*time.Hour, after
-	}
-	if rest != "" {
-		r, err := time.ParseDuration(rest)
-		if err != nil || r < 0 {
-			return 0, bad
-		}
-		d += r
-	}
-	if d <= 0 {
-		return 0, bad
-	}
-	return d, nil
 }
 
 func pruneCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
