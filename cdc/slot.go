@@ -30,16 +30,22 @@ type SlotInfo struct {
 	SafeWALSize       *int64 `json:"safe_wal_size"`
 	// LagBytes is the server's current WAL position minus confirmed_flush_lsn.
 	LagBytes *int64 `json:"lag_bytes"`
+	// LagSeconds is the walsender's flush_lag (pg_stat_replication): how long
+	// WAL recently written took to be confirmed by the relay. Null while the
+	// slot is inactive or nothing was written lately.
+	LagSeconds *float64 `json:"lag_seconds"`
 }
 
 // InspectSlot reads the slot's row of pg_replication_slots.
 func InspectSlot(ctx context.Context, db Querier, slot string) (SlotInfo, error) {
 	info := SlotInfo{Name: slot}
 	var restart, confirmed, walStatus *string
-	err := db.QueryRow(ctx, `SELECT coalesce(plugin, ''), active, active_pid, restart_lsn::text, confirmed_flush_lsn::text,
-		wal_status, safe_wal_size, (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).
-		Scan(&info.Plugin, &info.Active, &info.ActivePID, &restart, &confirmed, &walStatus, &info.SafeWALSize, &info.LagBytes)
+	err := db.QueryRow(ctx, `SELECT coalesce(s.plugin, ''), s.active, s.active_pid, s.restart_lsn::text, s.confirmed_flush_lsn::text,
+		s.wal_status, s.safe_wal_size, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint,
+		extract(epoch FROM r.flush_lag)::float8
+		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+		WHERE s.slot_name = $1`, slot).
+		Scan(&info.Plugin, &info.Active, &info.ActivePID, &restart, &confirmed, &walStatus, &info.SafeWALSize, &info.LagBytes, &info.LagSeconds)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return info, nil
 	}

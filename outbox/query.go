@@ -76,6 +76,16 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(Event) error) (int, 
 	return n, nil
 }
 
+// Count returns how many events match f.
+func (s *Store) Count(ctx context.Context, f Filter) (int, error) {
+	where, args := f.where()
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM public.event_bus`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
 // Stats are the seed's useEventStats counts over a window, plus what an
 // operator looks at next.
 type Stats struct {

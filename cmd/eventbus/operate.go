@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -151,7 +152,11 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "restart        %s\n", r.RestartLSN)
 		fmt.Fprintf(w, "wal_status     %s\n", r.WALStatus)
 		if r.LagBytes != nil {
-			fmt.Fprintf(w, "lag            %d bytes\n", *r.LagBytes)
+			lag := fmt.Sprintf("%d bytes", *r.LagBytes)
+			if r.LagSeconds != nil {
+				lag += fmt.Sprintf(", %s", time.Duration(*r.LagSeconds*float64(time.Second)).Round(time.Millisecond))
+			}
+			fmt.Fprintf(w, "lag            %s\n", lag)
 		}
 	}
 	c := r.Counts
@@ -256,15 +261,11 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		if err := pub.EnsureStream(ctx); err != nil {
 			return err
 		}
-		last := time.Now()
-		n := 0
-		opts.OnEvent = func(*outbox.Event) {
-			n++
-			if time.Since(last) >= time.Second {
-				fmt.Fprintf(stderr, "replayed %d events…\n", n)
-				last = time.Now()
-			}
+		total, err := outbox.NewStore(pool).Count(ctx, f)
+		if err != nil {
+			return err
 		}
+		opts.OnEvent = progress(stderr, total)
 	} else {
 		opts.OnEvent = func(e *outbox.Event) {
 			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.EventType, e.AggregateID)
@@ -286,6 +287,44 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		return fmt.Errorf("%d of %d events could not be replayed", len(res.Rejected), res.Matched)
 	}
 	return nil
+}
+
+// progress reports replay progress on w: a bar redrawn in place on a
+// terminal, a plain line every few seconds otherwise (logs, CI).
+func progress(w io.Writer, total int) func(*outbox.Event) {
+	f, isFile := w.(*os.File)
+	terminal := false
+	if isFile {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	started, last, n := time.Now(), time.Time{}, 0
+	return func(*outbox.Event) {
+		n++
+		every := 5 * time.Second
+		if terminal {
+			every = 100 * time.Millisecond
+		}
+		if time.Since(last) < every && n < total {
+			return
+		}
+		last = time.Now()
+		rate := float64(n) / max(time.Since(started).Seconds(), 0.001)
+		if !terminal {
+			fmt.Fprintf(w, "replayed %d of %d events (%.0f/s)\n", n, total, rate)
+			return
+		}
+		const width = 30
+		done := width
+		if total > 0 {
+			done = min(width, n*width/total)
+		}
+		fmt.Fprintf(w, "\r[%s%s] %d/%d %.0f/s", strings.Repeat("#", done), strings.Repeat(".", width-done), n, total, rate)
+		if n >= total {
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 func publishCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
