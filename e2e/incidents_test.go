@@ -172,3 +172,47 @@ func TestSlotFailoverNeedsPostgres17(t *testing.T) {
 	require.Error(t, p.err)
 	assert.Contains(t, p.out.String(), "EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17")
 }
+
+// A slot whose WAL was removed (wal_status 'lost', max_slot_wal_keep_size
+// exceeded while the relay was down) is detected and recreated, and every
+// row still pending is published: those committed in the lost WAL too.
+func TestLostSlotIsRecreatedAndPendingRowsPublished(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	e := setup(t, withPostgres(pg))
+	ctx := t.Context()
+	relay := e.startRelay()
+	warm := e.warmUp()
+	require.Zero(t, relay.stop())
+
+	// Events committed while the relay is down, then the WAL holding them is lost.
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, e.publish(ctx, "lost.wal", fmt.Sprint(i), `{}`))
+	}
+	_, err := e.db.Exec(ctx, `ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`)
+	require.NoError(t, err)
+	_, err = e.db.Exec(ctx, `SELECT pg_reload_conf()`)
+	require.NoError(t, err)
+	_, err = e.db.Exec(ctx, `CREATE TABLE noise (pad text)`)
+	require.NoError(t, err)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		for _, q := range []string{
+			`INSERT INTO noise SELECT repeat('x', 1000) FROM generate_series(1, 5000)`,
+			`SELECT pg_switch_wal()`,
+			`CHECKPOINT`,
+		} {
+			if _, err := e.db.Exec(ctx, q); err != nil {
+				return false, err.Error()
+			}
+		}
+		var status string
+		_ = e.db.QueryRow(ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&status)
+		return status == "lost", "wal_status " + status
+	})
+
+	relay = e.startRelay()
+	e.requireDeliveredOnce(append(ids, warm), time.Minute)
+	relay.requireRunning()
+	assert.Contains(t, relay.out.String(), "replication slot lost required WAL")
+}
