@@ -31,32 +31,46 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var build struct {
+// builds holds the binaries built by this test process: with the race
+// detector (what most tests run) and without (the relay at full speed).
+var builds [2]struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// binary builds ./cmd/eventbus once per test process.
-func binary(t *testing.T) string {
+// binary builds ./cmd/eventbus with the race detector, once per test process.
+func binary(t *testing.T) string { return buildBinary(t, true) }
+
+// fastBinary builds ./cmd/eventbus without the race detector: the relay at
+// full speed, as deployed. Some races with Postgres only show when the relay
+// is fast (see TestManyConcurrentWritersAllDelivered).
+func fastBinary(t *testing.T) string { return buildBinary(t, false) }
+
+func buildBinary(t *testing.T, race bool) string {
 	t.Helper()
-	build.once.Do(func() {
+	b := &builds[0]
+	args := []string{"build", "-o"}
+	if race {
+		b = &builds[1]
+		args = []string{"build", "-race", "-o"}
+	}
+	b.once.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Dir(filepath.Dir(file))
 		dir, err := os.MkdirTemp("", "eventbus-e2e-bin")
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
-		build.path = filepath.Join(dir, "eventbus")
-		cmd := exec.Command("go", "build", "-race", "-o", build.path, "./cmd/eventbus")
-		cmd.Dir = root
+		b.path = filepath.Join(dir, "eventbus")
+		cmd := exec.Command("go", append(args, b.path, "./cmd/eventbus")...)
+		cmd.Dir = filepath.Dir(filepath.Dir(file))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	require.NoError(t, build.err)
-	return build.path
+	require.NoError(t, b.err)
+	return b.path
 }
 
 // env is what one test runs against: a database, a NATS server, and names
