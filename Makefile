@@ -23,6 +23,16 @@ test: ## run every test (unit and end-to-end, with -race) against Postgres and N
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+.PHONY: bench
+bench: ## benchmark the relay against the database alone and the seed's polling design (3 runs, ~4 min on 2 cores); table on stdout, JSON in bench.json
+	scripts/ensure-postgres.sh
+	$(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -json bench.json
+
+.PHONY: bench-smoke
+bench-smoke: ## every benchmark scenario once for 1 s (CI keeps it from rotting; no thresholds)
+	scripts/ensure-postgres.sh
+	$(GO) run ./cmd/eventbus-bench -smoke
+
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// measurement is one scenario's outcome in one run. Delivery fields are zero
+// for the source scenario, PeakLagBytes is set by burst only.
+type measurement struct {
+	Events       int64   `json:"events"`
+	WriteRate    float64 `json:"written_per_s"`
+	DeliveryRate float64 `json:"delivered_per_s,omitempty"`
+	DrainSeconds float64 `json:"drain_s,omitempty"`
+	PeakLagBytes int64   `json:"peak_lag_bytes,omitempty"`
+}
+
+// series is one scenario and shape over all runs.
+type series struct {
+	Scenario string        `json:"scenario"`
+	Shape    shape         `json:"shape"`
+	Median   measurement   `json:"median"`
+	Runs     []measurement `json:"runs"`
+}
+
+// ratio is a quotient taken within each run, and its median.
+type ratio struct {
+	Name   string    `json:"name"`
+	Median float64   `json:"median"`
+	Runs   []float64 `json:"runs"`
+}
+
+type report struct {
+	Machine  machineInfo `json:"machine"`
+	Runs     int         `json:"runs"`
+	Duration string      `json:"duration"`
+	Writers  int         `json:"writers"`
+	Series   []*series   `json:"series"`
+	Ratios   []ratio     `json:"ratios"`
+}
+
+func newReport(o options, m machineInfo) *report {
+	return &report{Machine: m, Runs: o.runs, Duration: o.duration.String(), Writers: o.writers}
+}
+
+func (r *report) add(scenario string, s shape, m measurement) {
+	for _, x := range r.Series {
+		if x.Scenario == scenario && x.Shape == s {
+			x.Runs = append(x.Runs, m)
+			return
+		}
+	}
+	r.Series = append(r.Series, &series{Scenario: scenario, Shape: s, Runs: []measurement{m}})
+}
+
+func (r *report) find(scenario string, s shape) *series {
+	for _, x := range r.Series {
+		if x.Scenario == scenario && x.Shape == s {
+			return x
+		}
+	}
+	return nil
+}
+
+// finish computes the medians and the within-run ratios.
+func (r *report) finish() {
+	for _, x := range r.Series {
+		x.Median = measurement{
+			Events:       int64(median(x.Runs, func(m measurement) float64 { return float64(m.Events) })),
+			WriteRate:    median(x.Runs, func(m measurement) float64 { return m.WriteRate }),
+			DeliveryRate: median(x.Runs, func(m measurement) float64 { return m.DeliveryRate }),
+			DrainSeconds: median(x.Runs, func(m measurement) float64 { return m.DrainSeconds }),
+			PeakLagBytes: int64(median(x.Runs, func(m measurement) float64 { return float64(m.PeakLagBytes) })),
+		}
+	}
+	r.Ratios = nil
+	for _, s := range shapes {
+		burst := r.find("burst", s)
+		if burst == nil {
+			continue
+		}
+		delivered := func(m measurement) float64 { return m.DeliveryRate }
+		written := func(m measurement) float64 { return m.WriteRate }
+		r.addRatio(fmt.Sprintf("%s: relay delivered / baseline-1000 delivered", s), burst, delivered, r.find("baseline-1000", s), delivered)
+		r.addRatio(fmt.Sprintf("%s: relay delivered / baseline-100 delivered", s), burst, delivered, r.find("baseline-100", s), delivered)
+		r.addRatio(fmt.Sprintf("%s: relay delivered / writers' rate with relay", s), burst, delivered, burst, written)
+		r.addRatio(fmt.Sprintf("%s: writers' rate with relay / without (source)", s), burst, written, r.find("source", s), written)
+	}
+}
+
+func (r *report) addRatio(name string, num *series, nf func(measurement) float64, den *series, df func(measurement) float64) {
+	if den == nil {
+		return
+	}
+	q := ratio{Name: name}
+	for i := range min(len(num.Runs), len(den.Runs)) {
+		if d := df(den.Runs[i]); d > 0 {
+			q.Runs = append(q.Runs, nf(num.Runs[i])/d)
+		}
+	}
+	if len(q.Runs) == 0 {
+		return
+	}
+	q.Median = median(q.Runs, func(f float64) float64 { return f })
+	r.Ratios = append(r.Ratios, q)
+}
+
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+func (r *report) printMarkdown(w io.Writer) {
+	r.finish()
+	fmt.Fprintf(w, "\n%d runs of %s, %d writers, %d CPUs, %s\n\n", r.Runs, r.Duration, r.Writers, r.Machine.CPUs, r.Machine.Postgres)
+	fmt.Fprintln(w, "| scenario | shape | written ev/s | delivered ev/s | drain s | peak slot lag | delivered ev/s, each run |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|---|")
+	for _, x := range r.Series {
+		m := x.Median
+		each := func(f func(measurement) float64) string {
+			parts := make([]string, len(x.Runs))
+			for i, m := range x.Runs {
+				parts[i] = thousands(f(m))
+			}
+			return strings.Join(parts, " / ")
+		}
+		runs := each(func(m measurement) float64 { return m.DeliveryRate })
+		delivered, drain, lag := thousands(m.DeliveryRate), fmt.Sprintf("%.2f", m.DrainSeconds), "–"
+		if x.Scenario == "source" {
+			runs = "written: " + each(func(m measurement) float64 { return m.WriteRate })
+			delivered, drain = "–", "–"
+		}
+		if x.Scenario == "burst" {
+			lag = fmt.Sprintf("%.1f MiB", float64(m.PeakLagBytes)/(1<<20))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Shape, thousands(m.WriteRate), delivered, drain, lag, runs)
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w, "\n| ratio (within each run) | median | each run |")
+		fmt.Fprintln(w, "|---|--:|---|")
+		for _, q := range r.Ratios {
+			parts := make([]string, len(q.Runs))
+			for i, v := range q.Runs {
+				parts[i] = fmt.Sprintf("%.2f", v)
+			}
+			fmt.Fprintf(w, "| %s | %.2f | %s |\n", q.Name, q.Median, strings.Join(parts, " / "))
+		}
+	}
+}
+
+func (r *report) writeJSON(path string) error {
+	r.finish()
+	b, err := json.MarshalIndent(struct {
+		*report
+		Generated time.Time `json:"generated"`
+	}{r, time.Now().UTC()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// thousands formats a rate as a whole number with thin separators: 12,345.
+func thousands(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
