@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventbus/eventbus/cdc"
@@ -81,11 +82,16 @@ func New(opts Options, pool *pgxpool.Pool, pub *publisher.Publisher) *Relay {
 func (r *Relay) Ready() bool { return r.streaming.Load() && r.pub.Connected() }
 
 // Fatal errors stop the relay: retrying cannot help.
-var errFatal = errors.New("fatal")
+type fatalError struct{ error }
+
+func (e fatalError) Unwrap() error { return e.error }
 
 // IsFatal reports whether err returned by Run is a configuration or server
 // problem that retrying cannot fix.
-func IsFatal(err error) bool { return errors.Is(err, errFatal) || errors.Is(err, cdc.ErrUnusable) }
+func IsFatal(err error) bool {
+	var fe fatalError
+	return errors.As(err, &fe) || errors.Is(err, cdc.ErrUnusable)
+}
 
 // Run streams until ctx ends, then drains in-flight acks, writes statuses,
 // confirms and returns nil. Transient failures (Postgres or NATS unavailable,
@@ -140,7 +146,11 @@ func (r *Relay) ensurePublication(ctx context.Context) error {
 				return nil
 			}
 			// The server answered: the publication or the table is wrong.
-			return fmt.Errorf("%w: %w", errFatal, err)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+				err = fmt.Errorf("%w (run eventbus migrate first)", err)
+			}
+			return fatalError{err}
 		}
 		if ctx.Err() != nil {
 			return nil
