@@ -335,6 +335,18 @@ func (e *env) diagnose() string {
 	return b.String()
 }
 
+// waitSlotActive waits until a walsender streams from the test's slot
+// (active) or none does (!active); a slot not created yet counts as inactive.
+func (e *env) waitSlotActive(active bool) {
+	e.t.Helper()
+	eventually(e.t, 30*time.Second, func() (bool, string) {
+		var got bool
+		require.NoError(e.t, e.db.QueryRow(e.t.Context(),
+			`SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)`, e.slot).Scan(&got))
+		return got == active, fmt.Sprintf("slot %s active = %v, want %v", e.slot, got, active)
+	})
+}
+
 // eventually polls cond every 50ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()

@@ -90,11 +90,7 @@ func TestIdleSlotAdvancesWhileOthersWriteWAL(t *testing.T) {
 	e := setup(t, withEnv("EVENTBUS_HEARTBEAT_INTERVAL=500ms"))
 	e.startRelay()
 	ctx := t.Context()
-	eventually(t, 30*time.Second, func() (bool, string) {
-		var active bool
-		_ = e.db.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active)
-		return active, "slot active"
-	})
+	e.waitSlotActive(true)
 
 	other, err := pgx.Connect(ctx, testenv.Postgres(t))
 	require.NoError(t, err)

@@ -80,11 +80,7 @@ func TestSlotResetWhileTheRelayRunsNeedsForce(t *testing.T) {
 	ids = append(ids, e.publish(ctx, "after.reset", "r-2", `{}`))
 	e.requireDeliveredOnce(ids, 2*time.Minute)
 	relay.requireRunning()
-	eventually(t, 30*time.Second, func() (bool, string) {
-		var active bool
-		require.NoError(t, e.db.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active))
-		return active, "the relay streams from the recreated slot"
-	})
+	e.waitSlotActive(true)
 }
 
 // freeAddr returns a loopback address with a port free at the time of the call.

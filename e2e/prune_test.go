@@ -79,16 +79,6 @@ func (e *env) currentLSN() string {
 	return lsn
 }
 
-// waitSlotInactive waits until no process streams from the test's slot.
-func (e *env) waitSlotInactive() {
-	e.t.Helper()
-	eventually(e.t, 30*time.Second, func() (bool, string) {
-		var active bool
-		require.NoError(e.t, e.db.QueryRow(e.t.Context(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active))
-		return !active, "the stopped relay's walsender released the slot"
-	})
-}
-
 func TestSlotAdvanceSkipsEventsBeforeThePosition(t *testing.T) {
 	t.Parallel()
 	// The relay's own redrive of stuck rows would deliver the skipped events.
@@ -97,7 +87,7 @@ func TestSlotAdvanceSkipsEventsBeforeThePosition(t *testing.T) {
 	relay := e.startRelay()
 	warm := e.warmUp()
 	require.Zero(t, relay.stop(), "exit code after SIGTERM")
-	e.waitSlotInactive()
+	e.waitSlotActive(false)
 
 	var skipped []string
 	for i := range 5 {
@@ -190,9 +180,5 @@ func TestSlotAdvanceWhileTheRelayRunsNeedsForce(t *testing.T) {
 	ids = append(ids, e.publish(ctx, "after.advance", "r-2", `{}`))
 	e.requireDeliveredOnce(ids, 60*time.Second)
 	relay.requireRunning()
-	eventually(t, 30*time.Second, func() (bool, string) {
-		var active bool
-		require.NoError(t, e.db.QueryRow(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.slot).Scan(&active))
-		return active, "the relay streams from the slot again"
-	})
+	e.waitSlotActive(true)
 }

@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
 )
 
 // The baseline publishes to a stream of its own, so that it never mixes with
@@ -28,18 +29,6 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED`
 	markProcessedSQL = `UPDATE public.event_bus SET status = 'processed', processed_at = now() WHERE id = ANY($1::uuid[])`
 )
-
-// baselineEvent is the message body, the same fields as the relay's.
-type baselineEvent struct {
-	ID             string          `json:"id"`
-	EventType      string          `json:"event_type"`
-	AggregateType  string          `json:"aggregate_type"`
-	AggregateID    string          `json:"aggregate_id"`
-	OrganizationID *string         `json:"organization_id"`
-	Payload        json.RawMessage `json:"payload"`
-	Metadata       json.RawMessage `json:"metadata"`
-	CreatedAt      time.Time       `json:"created_at"`
-}
 
 // baselineScenario runs the writers of shape s with the polling reference
 // delivering, batch rows per claim, and measures delivery and drain time.
@@ -126,11 +115,13 @@ func pollOnce(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, b
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (baselineEvent, error) {
-		var ev baselineEvent
-		var payload, metadata string
-		err := row.Scan(&ev.ID, &ev.EventType, &ev.AggregateType, &ev.AggregateID, &ev.OrganizationID, &payload, &metadata, &ev.CreatedAt)
-		ev.Payload, ev.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outbox.Event, error) {
+		var ev outbox.Event
+		var org *string
+		err := row.Scan(&ev.ID, &ev.EventType, &ev.AggregateType, &ev.AggregateID, &org, &ev.Payload, &ev.Metadata, &ev.CreatedAt)
+		if org != nil {
+			ev.OrganizationID = *org
+		}
 		return ev, err
 	})
 	if err != nil {
@@ -142,12 +133,13 @@ func pollOnce(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, b
 
 	ids := make([]string, len(events))
 	acks := make([]jetstream.PubAckFuture, len(events))
-	for i, ev := range events {
-		body, err := json.Marshal(ev)
+	for i := range events {
+		ev := &events[i]
+		// The relay's own message builder: both designs pay the same encoding.
+		msg, err := publisher.BuildMessage(baselinePrefix, ev)
 		if err != nil {
 			return 0, err
 		}
-		msg := &nats.Msg{Subject: baselinePrefix + "." + ev.EventType, Data: body}
 		if acks[i], err = js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID)); err != nil {
 			return 0, fmt.Errorf("publish: %w", err)
 		}
