@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,44 +35,69 @@ func baselineScenario(ctx context.Context, e *env, o options, s shape, batch int
 	if err := truncate(ctx, e.pool); err != nil {
 		return measurement{}, err
 	}
-	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     baselineStream,
-		Subjects: []string{baselinePrefix + ".>"},
-		Storage:  jetstream.FileStorage,
-	})
-	if err != nil {
-		return measurement{}, fmt.Errorf("create stream %s: %w", baselineStream, err)
+	if err := ensureBaselineStream(ctx, e.js); err != nil {
+		return measurement{}, err
 	}
-	c, err := startCounter(ctx, e.js, baselineStream)
+	c, err := startCounter(ctx, e.js, baselineStream, false)
 	if err != nil {
 		return measurement{}, err
 	}
 	defer c.stop()
 
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	var (
-		wg      sync.WaitGroup
-		pollErr error
-	)
-	wg.Go(func() { pollErr = poll(pollCtx, e.pool, e.js, batch) })
-
+	p := startPoller(ctx, e, batch)
 	l, err := write(ctx, e.pool, o.writers, s, o.duration)
 	var last time.Time
 	if err == nil {
 		last, err = c.waitFor(ctx, l.events, o.drainLimit)
 	}
-	stopPoll()
-	wg.Wait()
-	if err != nil {
-		if pollErr != nil {
-			err = fmt.Errorf("%w (poller: %v)", err, pollErr)
-		}
+	if err = p.stopWith(err); err != nil {
 		return measurement{}, err
 	}
 	m := deliveryOf(l, last)
 	e.log.Info("baseline", "batch", batch, "shape", s, "events", l.events, "written/s", int(m.WriteRate),
 		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds))
 	return m, nil
+}
+
+func ensureBaselineStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     baselineStream,
+		Subjects: []string{baselinePrefix + ".>"},
+		Storage:  jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", baselineStream, err)
+	}
+	return nil
+}
+
+// poller is the baseline's poll loop running in a goroutine it owns.
+type poller struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // poll's result, set before done closes
+}
+
+func startPoller(ctx context.Context, e *env, batch int) *poller {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &poller{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = poll(ctx, e.pool, e.js, batch)
+	}()
+	return p
+}
+
+// stopWith stops the poller and returns err, the measurement's outcome,
+// with the poller's own error attached: a poller that failed is why the
+// events never arrived.
+func (p *poller) stopWith(err error) error {
+	p.cancel()
+	<-p.done
+	if err != nil && p.err != nil {
+		return fmt.Errorf("%w (poller: %v)", err, p.err)
+	}
+	return err
 }
 
 // poll is the seed's poller: claim up to batch pending rows, publish them,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,22 +13,26 @@ import (
 )
 
 // counter counts the distinct event ids that reach a stream, read from the
-// JSON bodies by an ordered consumer that starts at the stream's end.
+// JSON bodies by an ordered consumer that starts at the stream's end. A timed
+// counter also records, for each new id, the time from the payload's "t"
+// (unix microseconds, taken by the writer's transaction) to its arrival.
 type counter struct {
-	cc jetstream.ConsumeContext
+	cc    jetstream.ConsumeContext
+	timed bool
 
-	mu      sync.Mutex
-	seen    map[string]struct{}
-	lastNew time.Time // when the latest new id arrived
-	badBody error
+	mu        sync.Mutex
+	seen      map[string]struct{}
+	lastNew   time.Time // when the latest new id arrived
+	latencies []stamped
+	badBody   error
 }
 
-func startCounter(ctx context.Context, js jetstream.JetStream, stream string) (*counter, error) {
+func startCounter(ctx context.Context, js jetstream.JetStream, stream string, timed bool) (*counter, error) {
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
-	c := &counter{seen: make(map[string]struct{}, 1<<16)}
+	c := &counter{seen: make(map[string]struct{}, 1<<16), timed: timed}
 	c.cc, err = cons.Consume(c.handle)
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", stream, err)
@@ -35,20 +40,48 @@ func startCounter(ctx context.Context, js jetstream.JetStream, stream string) (*
 	return c, nil
 }
 
+// stamped is one event's latency and the writer's timestamp it started at.
+type stamped struct {
+	at      time.Time
+	latency time.Duration
+}
+
+// timedBody is the part of a message a timed counter reads; the plain one
+// reads the id alone, to stay fast.
+type timedBody struct {
+	ID      string `json:"id"`
+	Payload struct {
+		T int64 `json:"t"`
+	} `json:"payload"`
+}
+
 func (c *counter) handle(msg jetstream.Msg) {
-	var body struct {
-		ID string `json:"id"`
+	received := time.Now()
+	var b timedBody
+	var err error
+	if c.timed {
+		err = json.Unmarshal(msg.Data(), &b)
+	} else {
+		var id struct {
+			ID string `json:"id"`
+		}
+		err = json.Unmarshal(msg.Data(), &id)
+		b.ID = id.ID
 	}
-	err := json.Unmarshal(msg.Data(), &body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil || body.ID == "" {
-		c.badBody = fmt.Errorf("message on %s without an id: %q", msg.Subject(), msg.Data())
+	if err != nil || b.ID == "" || (c.timed && b.Payload.T == 0) {
+		c.badBody = fmt.Errorf("message on %s without an id or a timestamp: %q", msg.Subject(), msg.Data())
 		return
 	}
-	if _, dup := c.seen[body.ID]; !dup {
-		c.seen[body.ID] = struct{}{}
-		c.lastNew = time.Now()
+	if _, dup := c.seen[b.ID]; dup {
+		return
+	}
+	c.seen[b.ID] = struct{}{}
+	c.lastNew = received
+	if c.timed {
+		at := time.UnixMicro(b.Payload.T)
+		c.latencies = append(c.latencies, stamped{at: at, latency: received.Sub(at)})
 	}
 }
 
@@ -86,6 +119,21 @@ func (c *counter) waitFor(ctx context.Context, n int64, limit time.Duration) (ti
 }
 
 func (c *counter) stop() { c.cc.Stop() }
+
+// latency returns, sorted, the latencies of the events stamped at or after
+// since.
+func (c *counter) latency(since time.Time) []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var l []time.Duration
+	for _, s := range c.latencies {
+		if !s.at.Before(since) {
+			l = append(l, s.latency)
+		}
+	}
+	slices.Sort(l)
+	return l
+}
 
 // deliveryOf turns the writers' load and the arrival of its last event into
 // a measurement: delivery rate over the whole scenario (writers' start to the

@@ -24,9 +24,10 @@ const (
 
 // relayProc is the eventbus binary running `eventbus run` as a child.
 type relayProc struct {
-	cmd  *exec.Cmd
-	done chan error
-	log  string
+	cmd     *exec.Cmd
+	started time.Time // just before the process was started
+	done    chan error
+	log     string
 }
 
 func (e *env) relayEnv() []string {
@@ -50,10 +51,11 @@ func startRelay(ctx context.Context, e *env) (*relayProc, error) {
 	cmd := exec.Command(e.relayBin, "run")
 	cmd.Env = e.relayEnv()
 	cmd.Stdout, cmd.Stderr = f, f
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start relay %s: %w", e.relayBin, err)
 	}
-	r := &relayProc{cmd: cmd, done: make(chan error, 1), log: logPath}
+	r := &relayProc{cmd: cmd, started: started, done: make(chan error, 1), log: logPath}
 	go func() { r.done <- cmd.Wait() }()
 
 	deadline := time.Now().Add(time.Minute)
@@ -143,7 +145,7 @@ func burst(ctx context.Context, e *env, o options, s shape) (measurement, error)
 	if err := truncate(ctx, e.pool); err != nil {
 		return measurement{}, err
 	}
-	c, err := startCounter(ctx, e.js, relayStream)
+	c, err := startCounter(ctx, e.js, relayStream, false)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -163,6 +165,9 @@ func burst(ctx context.Context, e *env, o options, s shape) (measurement, error)
 	}
 	stopLag()
 	wg.Wait()
+	if err == nil {
+		err = settle(ctx, e.pool)
+	}
 	if err != nil {
 		return measurement{}, err
 	}
@@ -171,6 +176,33 @@ func burst(ctx context.Context, e *env, o options, s shape) (measurement, error)
 	e.log.Info("burst", "shape", s, "events", l.events, "written/s", int(m.WriteRate),
 		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds), "peak_lag_bytes", peakLag)
 	return m, nil
+}
+
+// settle waits until the relay has marked every row processed. Events reach
+// the subscriber before the relay's status write commits, and a row truncated
+// away under that write makes the relay retry it for seconds (it waits for
+// rows the stream delivered but the table does not show yet), with its
+// publish window filling behind it: the next measurement would start stalled.
+func settle(ctx context.Context, pool *pgxpool.Pool) error {
+	const q = `SELECT EXISTS (SELECT 1 FROM public.event_bus WHERE status = 'pending')`
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var pending bool
+		if err := pool.QueryRow(ctx, q).Scan(&pending); err != nil {
+			return fmt.Errorf("pending rows: %w", err)
+		}
+		if !pending {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the relay left rows pending 30s after their delivery")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // samplePeakLag polls the slot's lag (current WAL position minus confirmed

@@ -36,16 +36,23 @@ type ratio struct {
 }
 
 type report struct {
-	Machine  machineInfo `json:"machine"`
-	Runs     int         `json:"runs"`
-	Duration string      `json:"duration"`
-	Writers  int         `json:"writers"`
-	Series   []*series   `json:"series"`
-	Ratios   []ratio     `json:"ratios"`
+	Machine         machineInfo      `json:"machine"`
+	Runs            int              `json:"runs"`
+	Duration        string           `json:"duration"`
+	LatencyDuration string           `json:"latency_duration"`
+	LatencyWriters  int              `json:"latency_writers"`
+	Backlog         int              `json:"backlog_events"`
+	Writers         int              `json:"writers"`
+	Scenarios       []string         `json:"scenarios"`
+	Series          []*series        `json:"series"`
+	Latency         []*latencySeries `json:"latency"`
+	Backlogs        []*backlogSeries `json:"backlog"`
+	Ratios          []ratio          `json:"ratios"`
 }
 
 func newReport(o options, m machineInfo) *report {
-	return &report{Machine: m, Runs: o.runs, Duration: o.duration.String(), Writers: o.writers}
+	return &report{Machine: m, Runs: o.runs, Duration: o.duration.String(), LatencyDuration: o.latencyDuration.String(),
+		LatencyWriters: o.latencyWriters, Backlog: o.backlog, Writers: o.writers, Scenarios: o.scenarios}
 }
 
 func (r *report) add(scenario string, s shape, m measurement) {
@@ -91,16 +98,23 @@ func (r *report) finish() {
 		r.addRatio(fmt.Sprintf("%s: relay delivered / writers' rate with relay", s), burst, delivered, burst, written)
 		r.addRatio(fmt.Sprintf("%s: writers' rate with relay / without (source)", s), burst, written, r.find("source", s), written)
 	}
+	r.finishLatency()
+	r.finishBacklog()
 }
 
 func (r *report) addRatio(name string, num *series, nf func(measurement) float64, den *series, df func(measurement) float64) {
-	if den == nil {
+	if num == nil || den == nil {
 		return
 	}
+	r.addRatioOf(name, len(num.Runs), len(den.Runs), func(i int) (float64, float64) { return nf(num.Runs[i]), df(den.Runs[i]) })
+}
+
+// addRatioOf adds the ratio num/den of run i, for the runs both sides have.
+func (r *report) addRatioOf(name string, nNum, nDen int, run func(i int) (num, den float64)) {
 	q := ratio{Name: name}
-	for i := range min(len(num.Runs), len(den.Runs)) {
-		if d := df(den.Runs[i]); d > 0 {
-			q.Runs = append(q.Runs, nf(num.Runs[i])/d)
+	for i := range min(nNum, nDen) {
+		if n, d := run(i); d > 0 {
+			q.Runs = append(q.Runs, n/d)
 		}
 	}
 	if len(q.Runs) == 0 {
@@ -128,17 +142,42 @@ func median[T any](xs []T, f func(T) float64) float64 {
 
 func (r *report) printMarkdown(w io.Writer) {
 	r.finish()
-	fmt.Fprintf(w, "\n%d runs of %s, %d writers, %d CPUs, %s\n\n", r.Runs, r.Duration, r.Writers, r.Machine.CPUs, r.Machine.Postgres)
-	fmt.Fprintln(w, "| scenario | shape | written ev/s | delivered ev/s | drain s | peak slot lag | delivered ev/s, each run |")
+	fmt.Fprintf(w, "\n%d runs (%s) of %s with %d writers, latency %s at each rate with %d writers, backlog %s events, %d CPUs, %s\n",
+		r.Runs, strings.Join(r.Scenarios, ", "), r.Duration, r.Writers, r.LatencyDuration, r.LatencyWriters,
+		thousands(float64(r.Backlog)), r.Machine.CPUs, r.Machine.Postgres)
+	r.printThroughput(w)
+	r.printLatency(w)
+	r.printBacklog(w)
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w, "\n| ratio (within each run) | median | each run |")
+		fmt.Fprintln(w, "|---|--:|---|")
+		for _, q := range r.Ratios {
+			fmt.Fprintf(w, "| %s | %.2f | %s |\n", q.Name, q.Median, joinRuns(q.Runs, func(v float64) string { return fmt.Sprintf("%.2f", v) }))
+		}
+	}
+}
+
+// joinRuns formats each run's value: "1.00 / 0.97 / 1.02".
+func joinRuns[T any](runs []T, f func(T) string) string {
+	parts := make([]string, len(runs))
+	for i, x := range runs {
+		parts[i] = f(x)
+	}
+	return strings.Join(parts, " / ")
+}
+
+// printThroughput writes the table of the source, baseline and burst
+// scenarios.
+func (r *report) printThroughput(w io.Writer) {
+	if len(r.Series) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\n| scenario | shape | written ev/s | delivered ev/s | drain s | peak slot lag | delivered ev/s, each run |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|---|")
 	for _, x := range r.Series {
 		m := x.Median
 		each := func(f func(measurement) float64) string {
-			parts := make([]string, len(x.Runs))
-			for i, m := range x.Runs {
-				parts[i] = thousands(f(m))
-			}
-			return strings.Join(parts, " / ")
+			return joinRuns(x.Runs, func(m measurement) string { return thousands(f(m)) })
 		}
 		runs := each(func(m measurement) float64 { return m.DeliveryRate })
 		delivered, drain, lag := thousands(m.DeliveryRate), fmt.Sprintf("%.2f", m.DrainSeconds), "–"
@@ -150,17 +189,6 @@ func (r *report) printMarkdown(w io.Writer) {
 			lag = fmt.Sprintf("%.1f MiB", float64(m.PeakLagBytes)/(1<<20))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Shape, thousands(m.WriteRate), delivered, drain, lag, runs)
-	}
-	if len(r.Ratios) > 0 {
-		fmt.Fprintln(w, "\n| ratio (within each run) | median | each run |")
-		fmt.Fprintln(w, "|---|--:|---|")
-		for _, q := range r.Ratios {
-			parts := make([]string, len(q.Runs))
-			for i, v := range q.Runs {
-				parts[i] = fmt.Sprintf("%.2f", v)
-			}
-			fmt.Fprintf(w, "| %s | %.2f | %s |\n", q.Name, q.Median, strings.Join(parts, " / "))
-		}
 	}
 }
 

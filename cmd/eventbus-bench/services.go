@@ -88,7 +88,7 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
-	cfg.MaxConns = int32(o.writers + 4) // writers, poller, lag probe, truncate
+	cfg.MaxConns = int32(max(o.writers, o.latencyWriters) + 4) // the larger set of writers, poller, lag probe, truncate
 	if e.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}

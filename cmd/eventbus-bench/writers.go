@@ -14,21 +14,40 @@ import (
 type shape string
 
 const (
-	single shape = "single" // one publish_event call per transaction
-	batch  shape = "batch"  // 100 rows per INSERT … SELECT transaction
+	single  shape = "single"  // one publish_event call per transaction
+	trigger shape = "trigger" // one lead insert per transaction, published by its trigger
+	batch   shape = "batch"   // 100 rows per INSERT … SELECT transaction
 )
 
-var shapes = []shape{single, batch}
+var shapes = []shape{single, trigger, batch}
 
 const (
 	// The application's path: one event per transaction through the SQL API.
 	insertSingleSQL = `SELECT public.publish_event('bench.created', 'bench', $1, '{"n": 1, "note": "a benchmark event"}'::jsonb)`
+	// The application's other path: it writes its own table and the
+	// on_lead_created trigger calls publish_event in the same transaction.
+	// A lead belongs to an organization, so its event carries one (and the
+	// relay its Eventbus-Organization-Id header), as in production.
+	insertLeadSQL = `INSERT INTO public.leads (first_name, last_name, phone, organization_id)
+VALUES ('Bench', $1, '+15550100', '00000000-0000-4000-8000-00000000be4c')`
 	// Bulk work: 100 rows per statement, straight into the table.
 	insertBatchSQL = `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, payload)
 SELECT 'bench.created', 'bench', $1 || '-' || g, jsonb_build_object('n', g, 'note', 'a benchmark event')
 FROM generate_series(1, 100) AS g`
-	eventsPerBatch = 100
 )
+
+// statement returns what one transaction of shape s executes (its only
+// parameter is a unique key) and how many events it commits.
+func (s shape) statement() (sql string, events int64) {
+	switch s {
+	case trigger:
+		return insertLeadSQL, 1
+	case batch:
+		return insertBatchSQL, 100
+	default:
+		return insertSingleSQL, 1
+	}
+}
 
 // load is the outcome of the writers of one scenario.
 type load struct {
@@ -52,25 +71,15 @@ func write(ctx context.Context, pool *pgxpool.Pool, n int, s shape, d time.Durat
 	)
 	start := time.Now()
 	deadline := start.Add(d)
+	sql, perTxn := s.statement()
 	for w := range n {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				key := fmt.Sprintf("w%d-%d", w, i)
-				var err error
-				if s == single {
-					_, err = pool.Exec(context.WithoutCancel(ctx), insertSingleSQL, key)
-				} else {
-					_, err = pool.Exec(context.WithoutCancel(ctx), insertBatchSQL, key)
-				}
-				if err != nil {
+				if _, err := pool.Exec(context.WithoutCancel(ctx), sql, fmt.Sprintf("w%d-%d", w, i)); err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("writer %d: %w", w, err) })
 					return
 				}
-				if s == single {
-					events.Add(1)
-				} else {
-					events.Add(eventsPerBatch)
-				}
+				events.Add(perTxn)
 			}
 		})
 	}
@@ -82,10 +91,11 @@ func write(ctx context.Context, pool *pgxpool.Pool, n int, s shape, d time.Durat
 	return load{events: events.Load(), elapsed: end.Sub(start), start: start, end: end}, firstErr
 }
 
-// truncate empties the event table so that every measurement starts alike.
+// truncate empties the event table (and the leads the trigger shape wrote)
+// so that every measurement starts alike.
 func truncate(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, "TRUNCATE public.event_bus"); err != nil {
-		return fmt.Errorf("truncate event_bus: %w", err)
+	if _, err := pool.Exec(ctx, "TRUNCATE public.event_bus, public.leads"); err != nil {
+		return fmt.Errorf("truncate event_bus, leads: %w", err)
 	}
 	return nil
 }

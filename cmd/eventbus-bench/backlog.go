@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// One transaction per chunk: the backlog is written as fast as the
+	// database takes it, and its shape does not matter to the drain.
+	insertChunkSQL = `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, payload)
+SELECT 'bench.backlog', 'bench', $1 || '-' || g, jsonb_build_object('n', g, 'note', 'a benchmark event')
+FROM generate_series(1, $2::int) AS g`
+	backlogChunk = 10_000
+
+	backfillDoneSQL = `SELECT coalesce(bool_or(backfilled_at IS NOT NULL), false)
+FROM public.eventbus_slot_state WHERE slot_name = $1`
+)
+
+// backlogResult is one design draining one backlog in one run. The process
+// figures are the relay's; the baseline runs inside the bench and has none.
+type backlogResult struct {
+	Events       int64   `json:"events"`
+	InsertRate   float64 `json:"inserted_per_s"`
+	DrainRate    float64 `json:"drain_per_s"`
+	DrainSeconds float64 `json:"drain_s"`
+	PeakRSS      int64   `json:"peak_rss_bytes,omitempty"`         // VmHWM at the end of the drain
+	SampledRSS   int64   `json:"sampled_peak_rss_bytes,omitempty"` // largest VmRSS polled every 100 ms
+	CPUSeconds   float64 `json:"cpu_s,omitempty"`                  // user + system, process start to drained
+	CPUPercent   float64 `json:"cpu_percent,omitempty"`            // CPUSeconds over the drain's wall time
+}
+
+// backlogScenario writes o.backlog events with nobody delivering, then
+// starts a deliverer and measures how fast it drains them: first the
+// polling baseline (batch 1000, no slot exists), then the relay, whose slot
+// is created before the backlog so that the backlog is in its stream.
+func backlogScenario(ctx context.Context, e *env, o options, rep *report) error {
+	res, err := baselineBacklog(ctx, e, o)
+	if err != nil {
+		return fmt.Errorf("baseline-1000: %w", err)
+	}
+	rep.addBacklog("baseline-1000", res)
+	if res, err = relayBacklog(ctx, e, o); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	rep.addBacklog("relay", res)
+	return nil
+}
+
+func baselineBacklog(ctx context.Context, e *env, o options) (backlogResult, error) {
+	if err := truncate(ctx, e.pool); err != nil {
+		return backlogResult{}, err
+	}
+	if err := ensureBaselineStream(ctx, e.js); err != nil {
+		return backlogResult{}, err
+	}
+	if err := purge(ctx, e.js, baselineStream); err != nil {
+		return backlogResult{}, err
+	}
+	l, err := insertBacklog(ctx, e.pool, o.writers, o.backlog)
+	if err != nil {
+		return backlogResult{}, err
+	}
+	c, err := startCounter(ctx, e.js, baselineStream, false)
+	if err != nil {
+		return backlogResult{}, err
+	}
+	defer c.stop()
+
+	start := time.Now()
+	p := startPoller(ctx, e, 1000)
+	last, err := c.waitFor(ctx, l.events, backlogLimit(o))
+	if err = p.stopWith(err); err != nil {
+		return backlogResult{}, err
+	}
+	res := drained(l, start, last)
+	e.log.Info("backlog", "design", "baseline-1000", "events", res.Events, "drain/s", int(res.DrainRate),
+		"drain_s", fmt.Sprintf("%.2f", res.DrainSeconds))
+	return res, nil
+}
+
+func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error) {
+	if err := truncate(ctx, e.pool); err != nil {
+		return backlogResult{}, err
+	}
+	if err := createSlot(ctx, e); err != nil {
+		return backlogResult{}, err
+	}
+	if err := purge(ctx, e.js, relayStream); err != nil {
+		return backlogResult{}, err
+	}
+	l, err := insertBacklog(ctx, e.pool, o.writers, o.backlog)
+	if err != nil {
+		return backlogResult{}, err
+	}
+	c, err := startCounter(ctx, e.js, relayStream, false)
+	if err != nil {
+		return backlogResult{}, err
+	}
+	defer c.stop()
+
+	r, err := startRelay(ctx, e)
+	if err != nil {
+		return backlogResult{}, err
+	}
+	proc := procStat{pid: r.cmd.Process.Pid}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var (
+		wg      sync.WaitGroup
+		sampled int64
+	)
+	wg.Go(func() { sampled = proc.samplePeakRSS(sampleCtx) })
+	last, err := c.waitFor(ctx, l.events, backlogLimit(o))
+	// Read before the relay stops: its /proc entry goes with it.
+	cpu, cpuErr := proc.cpu()
+	_, hwm, rssErr := proc.rss()
+	stopSampling()
+	wg.Wait()
+	if err := errors.Join(err, cpuErr, rssErr); err != nil {
+		_ = r.stop()
+		return backlogResult{}, err
+	}
+	if err := r.stop(); err != nil {
+		return backlogResult{}, err
+	}
+	if err := dropSlot(ctx, e); err != nil {
+		return backlogResult{}, err
+	}
+
+	res := drained(l, r.started, last)
+	res.PeakRSS, res.SampledRSS = hwm, sampled
+	res.CPUSeconds = cpu.Seconds()
+	if res.DrainSeconds > 0 {
+		res.CPUPercent = 100 * res.CPUSeconds / res.DrainSeconds
+	}
+	e.log.Info("backlog", "design", "relay", "events", res.Events, "drain/s", int(res.DrainRate),
+		"drain_s", fmt.Sprintf("%.2f", res.DrainSeconds), "peak_rss_mib", res.PeakRSS>>20,
+		"cpu_s", fmt.Sprintf("%.2f", res.CPUSeconds), "cpu_pct", int(res.CPUPercent))
+	return res, nil
+}
+
+// createSlot starts the relay once so that it creates its slot and finishes
+// the (empty) backfill, and stops it: the backlog written next is then in the
+// slot's stream, as after a relay outage, and not read by a backfill.
+func createSlot(ctx context.Context, e *env) error {
+	r, err := startRelay(ctx, e)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var done bool
+		if err := e.pool.QueryRow(ctx, backfillDoneSQL, relaySlot).Scan(&done); err != nil {
+			_ = r.stop()
+			return fmt.Errorf("backfill state: %w", err)
+		}
+		if done {
+			return r.stop()
+		}
+		if time.Now().After(deadline) {
+			_ = r.stop()
+			return errors.New("the relay's backfill of an empty table did not finish within 30s")
+		}
+		select {
+		case <-ctx.Done():
+			_ = r.stop()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// insertBacklog writes n events in chunks of backlogChunk rows, one
+// transaction each, over w connections.
+func insertBacklog(ctx context.Context, pool *pgxpool.Pool, w, n int) (load, error) {
+	var (
+		next     atomic.Int64 // rows handed out so far
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	start := time.Now()
+	for i := range w {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				from := next.Add(backlogChunk) - backlogChunk
+				if from >= int64(n) {
+					return
+				}
+				rows := min(backlogChunk, int64(n)-from)
+				if _, err := pool.Exec(ctx, insertChunkSQL, fmt.Sprintf("b%d-%d", i, from), rows); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("backlog writer %d: %w", i, err) })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	end := time.Now()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr == nil {
+		// Statistics taken before the insert make the baseline's claim
+		// expect a handful of pending rows, and it sorts the whole backlog
+		// on every call (~0.2 s per claim at 200k rows) until autovacuum
+		// analyses the table; a database in production would have fresh
+		// statistics, so both designs start with them.
+		if _, err := pool.Exec(ctx, "ANALYZE public.event_bus"); err != nil {
+			firstErr = fmt.Errorf("analyze event_bus: %w", err)
+		}
+	}
+	return load{events: int64(n), elapsed: end.Sub(start), start: start, end: end}, firstErr
+}
+
+// drained summarises a backlog of l.events delivered between start and the
+// arrival of its last event.
+func drained(l load, start, last time.Time) backlogResult {
+	d := last.Sub(start).Seconds()
+	res := backlogResult{Events: l.events, InsertRate: l.rate(), DrainSeconds: d}
+	if d > 0 {
+		res.DrainRate = float64(l.events) / d
+	}
+	return res
+}
+
+// backlogLimit is the longest wait for a backlog: the drain limit plus a
+// second per thousand events, so that only a stalled deliverer trips it.
+func backlogLimit(o options) time.Duration {
+	return o.drainLimit + time.Duration(o.backlog/1000)*time.Second
+}
+
+// purge empties a stream, so that backlogs of a million messages per run do
+// not pile up in the store.
+func purge(ctx context.Context, js jetstream.JetStream, name string) error {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		return fmt.Errorf("purge stream %s: %w", name, err)
+	}
+	return nil
+}
