@@ -28,12 +28,16 @@ bench: ## benchmark the relay against the database alone and the seed's polling 
 	scripts/ensure-postgres.sh
 	$(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -json bench.json
 
-.PHONY: bench-smoke
+.PHONY: bench-smoke fuzz-smoke
 bench-smoke: ## every benchmark scenario once for 1 s (CI keeps it from rotting; no thresholds)
 	scripts/ensure-postgres.sh
 	$(GO) run ./cmd/eventbus-bench -smoke
 
 .PHONY: lint
+fuzz-smoke: ## run each fuzz target for a few seconds (CI; crashers land in testdata/fuzz as regression cases)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./cdc
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendBody$$' -fuzztime 10s ./publisher
+
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

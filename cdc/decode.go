@@ -47,8 +47,10 @@ type Change struct {
 	// WAL end for Position.
 	LSN        pglogrepl.LSN
 	CommitTime time.Time     // Begin: commit time; Position: the server's clock
+	Xid        uint32        // Begin: the transaction's id
 	Event      *outbox.Event // Insert
 	IDs        []string      // Redrive: event ids handed back by process_pending_events
+	InvalidIDs []string      // Redrive: tokens of the message that are not event ids, ignored
 }
 
 // RedrivePrefix is the prefix of the logical decoding messages that
@@ -105,7 +107,7 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		}
 		d.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
-		return Change{Kind: Begin, LSN: m.FinalLSN, CommitTime: m.CommitTime}, true, nil
+		return Change{Kind: Begin, LSN: m.FinalLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
 	case *pglogrepl.CommitMessage:
 		return Change{Kind: Commit, LSN: m.TransactionEndLSN}, true, nil
 	case *pglogrepl.InsertMessage:
@@ -122,19 +124,46 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		if !m.Transactional || m.Prefix != RedrivePrefix {
 			return Change{}, false, nil
 		}
-		return Change{Kind: Redrive, LSN: m.LSN, IDs: splitIDs(string(m.Content))}, true, nil
+		ids, invalid := splitIDs(string(m.Content))
+		return Change{Kind: Redrive, LSN: m.LSN, IDs: ids, InvalidIDs: invalid}, true, nil
 	}
 	return Change{}, false, nil
 }
 
-func splitIDs(s string) []string {
-	var ids []string
+func splitIDs(s string) (ids, invalid []string) {
 	for _, id := range strings.Split(s, ",") {
-		if id = strings.TrimSpace(id); id != "" {
+		switch id = strings.TrimSpace(id); {
+		case id == "":
+		case isUUID(id):
 			ids = append(ids, id)
+		default:
+			invalid = append(invalid, id)
 		}
 	}
-	return ids
+	return ids, invalid
+}
+
+// isUUID reports whether s is a UUID in its usual text form. Anything else
+// in a redrive message would make the lookup of the whole message fail, at
+// every attempt.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // event decodes an event_bus tuple by column name. A row that cannot be

@@ -117,14 +117,15 @@ func TestDecodeTransactionAndRedrive(t *testing.T) {
 	msg := []byte{'M', 1}
 	msg = binary.BigEndian.AppendUint64(msg, 0x16B3700)
 	msg = cstring(msg, RedrivePrefix)
-	content := "id-1, id-2,,id-3"
+	const id1, id2, id3 = "6f0c1a52-0000-4000-8000-000000000001", "6f0c1a52-0000-4000-8000-000000000002", "6f0c1a52-0000-4000-8000-000000000003"
+	content := id1 + ", " + id2 + ",," + id3
 	msg = binary.BigEndian.AppendUint32(msg, uint32(len(content)))
 	msg = append(msg, content...)
 	c, ok, err = d.decode(msg)
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, Redrive, c.Kind)
-	assert.Equal(t, []string{"id-1", "id-2", "id-3"}, c.IDs)
+	assert.Equal(t, []string{id1, id2, id3}, c.IDs)
 
 	other := []byte{'M', 1}
 	other = binary.BigEndian.AppendUint64(other, 1)
@@ -186,4 +187,10 @@ func BenchmarkDecodeInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestSplitIDsKeepsOnlyEventIDs(t *testing.T) {
+	ids, invalid := splitIDs(" 6f0c1a52-0000-4000-8000-000000000001,not-a-uuid,,' OR true --,6F0C1A52-0000-4000-8000-00000000000A ")
+	assert.Equal(t, []string{"6f0c1a52-0000-4000-8000-000000000001", "6F0C1A52-0000-4000-8000-00000000000A"}, ids)
+	assert.Equal(t, []string{"not-a-uuid", "' OR true --"}, invalid)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,20 @@ type Config struct {
 	MaxRetries    int    `envconfig:"MAX_RETRIES" default:"5"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	// MetricsAddr, when set, serves /metrics on a listener of its own
+	// instead of on HTTPAddr.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
+	// AdminToken is the bearer token of the HTTP endpoints beyond /healthz,
+	// /readyz and /metrics (pprof, later the API); empty disables them.
+	AdminToken string `envconfig:"ADMIN_TOKEN"`
+
+	// NATS authentication and TLS, on top of user:password@ or token@ in
+	// NATSURL. Each names a file; see package natsconn.
+	NATSCreds string `envconfig:"NATS_CREDS"` // user JWT and nkey seed (.creds)
+	NATSNkey  string `envconfig:"NATS_NKEY"`  // nkey seed (SU…)
+	NATSCA    string `envconfig:"NATS_CA"`    // CA certificates that verify the server
+	NATSCert  string `envconfig:"NATS_CERT"`  // client certificate, with NATSKey
+	NATSKey   string `envconfig:"NATS_KEY"`   // client private key, with NATSCert
 
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"auto"`
@@ -59,6 +74,9 @@ type Config struct {
 	Retention Age `envconfig:"RETENTION" default:"0"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	// RelayRole, when set, is the least-privilege role the relay runs as:
+	// `eventbus migrate` grants it what `eventbus run` needs.
+	RelayRole string `envconfig:"RELAY_ROLE"`
 }
 
 // Age is a duration that also accepts whole days: "30d", "1d12h"; "0" is zero.
@@ -149,20 +167,35 @@ func (c Config) Validate() error {
 	if _, err := pgconn.ParseConfig(c.DatabaseURL); err != nil {
 		return bad("DATABASE_URL", "not a valid PostgreSQL URL (%s)", Redact(err.Error(), c.DatabaseURL))
 	}
-	u, err := url.Parse(c.NATSURL)
-	if err != nil || u.Host == "" {
-		return bad("NATS_URL", "not a valid URL such as nats://127.0.0.1:4222")
+	for _, raw := range strings.Split(c.NATSURL, ",") {
+		// The message never quotes the URL: it may hold a password or token.
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			return bad("NATS_URL", "not a valid URL such as nats://127.0.0.1:4222 (several are separated by commas)")
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return bad("NATS_URL", "scheme %q not supported: use nats://, tls://, ws:// or wss://", u.Scheme)
+		}
 	}
-	switch u.Scheme {
-	case "nats", "tls", "ws", "wss":
-	default:
-		return bad("NATS_URL", "scheme %q not supported: use nats://, tls://, ws:// or wss://", u.Scheme)
+	if c.NATSCreds != "" && c.NATSNkey != "" {
+		return bad("NATS_NKEY", "set either EVENTBUS_NATS_CREDS or EVENTBUS_NATS_NKEY, not both")
+	}
+	if c.NATSCert != "" && c.NATSKey == "" {
+		return bad("NATS_KEY", "required with EVENTBUS_NATS_CERT (the client certificate's private key)")
+	}
+	if c.NATSKey != "" && c.NATSCert == "" {
+		return bad("NATS_CERT", "required with EVENTBUS_NATS_KEY (the client certificate)")
 	}
 	if !slotName.MatchString(c.Slot) {
 		return bad("SLOT", "%q is not a valid replication slot name: 1-63 of a-z, 0-9, _", c.Slot)
 	}
 	if !identifier.MatchString(c.Publication) {
 		return bad("PUBLICATION", "%q is not a valid publication name: a letter or _, then letters, digits, _ (at most 63)", c.Publication)
+	}
+	if c.RelayRole != "" && !identifier.MatchString(c.RelayRole) {
+		return bad("RELAY_ROLE", "%q is not a valid role name: a letter or _, then letters, digits, _ (at most 63)", c.RelayRole)
 	}
 	if !streamName.MatchString(c.Stream) {
 		return bad("STREAM", "%q is not a valid JetStream stream name: letters, digits, _ and -", c.Stream)
@@ -177,6 +210,17 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return bad("HTTP_ADDR", "%q is not host:port (leave empty to disable HTTP)", c.HTTPAddr)
 		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return bad("METRICS_ADDR", "%q is not host:port (leave empty to serve /metrics on EVENTBUS_HTTP_ADDR)", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.HTTPAddr {
+			return bad("METRICS_ADDR", "%q is also EVENTBUS_HTTP_ADDR: leave it empty to serve /metrics there", c.MetricsAddr)
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLen {
+		return bad("ADMIN_TOKEN", "too short: at least %d characters (e.g. openssl rand -hex 32)", MinAdminTokenLen)
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return bad("LOG_LEVEL", "%v", err)
@@ -245,6 +289,60 @@ func ValidSubject(s string) error {
 		}
 	}
 	return nil
+}
+
+// MinAdminTokenLen is the shortest EVENTBUS_ADMIN_TOKEN accepted.
+const MinAdminTokenLen = 16
+
+// Secrets returns the secrets the configuration carries: the database
+// password (from the URL or key=value string, PGPASSWORD or the passfile), the
+// NATS passwords and tokens of the URLs, the admin token. Output that could
+// hold one of them passes through Redactor.
+func (c Config) Secrets() []string {
+	var s []string
+	add := func(v string) {
+		if v == "" {
+			return
+		}
+		s = append(s, v)
+		for _, esc := range []string{url.QueryEscape(v), url.PathEscape(v)} {
+			if esc != v {
+				s = append(s, esc)
+			}
+		}
+	}
+	if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+		add(pc.Password)
+	}
+	if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
+		pw, _ := u.User.Password()
+		add(pw)
+	}
+	for _, raw := range strings.Split(c.NATSURL, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		} else {
+			add(u.User.Username()) // a token
+		}
+	}
+	add(c.AdminToken)
+	return s
+}
+
+// Redactor replaces every one of Secrets with xxxxx.
+func (c Config) Redactor() *strings.Replacer {
+	secrets := c.Secrets()
+	// Longest first: at one position the Replacer takes the first match.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, v := range secrets {
+		pairs = append(pairs, v, "xxxxx")
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // Redact replaces the password of the PostgreSQL URL dsn wherever it occurs in s.

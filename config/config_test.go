@@ -65,6 +65,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"EVENTBUS_HEARTBEAT_INTERVAL":    "-1s",
 		"EVENTBUS_RETENTION":             "10m",
 		"EVENTBUS_REDRIVE_AFTER":         "0s",
+		"EVENTBUS_RELAY_ROLE":            "relay; DROP TABLE event_bus",
 	} {
 		t.Run(variable, func(t *testing.T) {
 			unsetAll(t)
@@ -106,4 +107,89 @@ func TestRetentionAcceptsDays(t *testing.T) {
 	_, err = Load()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "EVENTBUS_RETENTION")
+}
+
+func TestRelayRole(t *testing.T) {
+	unsetAll(t)
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Empty(t, c.RelayRole, "no relay role by default")
+
+	t.Setenv("EVENTBUS_RELAY_ROLE", "eventbus_relay")
+	c, err = Load()
+	require.NoError(t, err)
+	assert.Equal(t, "eventbus_relay", c.RelayRole)
+
+	for _, bad := range []string{"1relay", "relay-role", `relay"`, "a b", strings.Repeat("r", 64)} {
+		t.Setenv("EVENTBUS_RELAY_ROLE", bad)
+		_, err = Load()
+		require.Error(t, err, "%q", bad)
+		assert.Contains(t, err.Error(), "EVENTBUS_RELAY_ROLE: ", "%q", bad)
+		assert.Contains(t, err.Error(), "is not a valid role name", "%q", bad)
+	}
+}
+
+func TestTransportAndHTTPSecurityVariables(t *testing.T) {
+	unsetAll(t)
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Empty(t, c.AdminToken, "admin endpoints are off by default")
+	assert.Empty(t, c.MetricsAddr, "/metrics is on HTTP_ADDR by default")
+	assert.Empty(t, c.NATSCreds+c.NATSNkey+c.NATSCA+c.NATSCert+c.NATSKey)
+
+	for _, tc := range []struct {
+		env      map[string]string
+		variable string
+	}{
+		{map[string]string{"EVENTBUS_NATS_CERT": "/c.pem"}, "EVENTBUS_NATS_KEY"},
+		{map[string]string{"EVENTBUS_NATS_KEY": "/k.pem"}, "EVENTBUS_NATS_CERT"},
+		{map[string]string{"EVENTBUS_NATS_CREDS": "/u.creds", "EVENTBUS_NATS_NKEY": "/u.nk"}, "EVENTBUS_NATS_NKEY"},
+		{map[string]string{"EVENTBUS_NATS_URL": "nats://a:4222,http://b:4222"}, "EVENTBUS_NATS_URL"},
+		{map[string]string{"EVENTBUS_NATS_URL": "nats://u:s3cret@h:bad"}, "EVENTBUS_NATS_URL"},
+		{map[string]string{"EVENTBUS_METRICS_ADDR": "nonsense"}, "EVENTBUS_METRICS_ADDR"},
+		{map[string]string{"EVENTBUS_METRICS_ADDR": "127.0.0.1:8080"}, "EVENTBUS_METRICS_ADDR"},
+		{map[string]string{"EVENTBUS_ADMIN_TOKEN": "short"}, "EVENTBUS_ADMIN_TOKEN"},
+	} {
+		t.Run(tc.variable, func(t *testing.T) {
+			unsetAll(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.variable, ce.Variable)
+			assert.NotContains(t, err.Error(), "\n")
+			assert.NotContains(t, err.Error(), "s3cret")
+		})
+	}
+
+	unsetAll(t)
+	t.Setenv("EVENTBUS_NATS_URL", "nats://a:4222, tls://b:4222")
+	t.Setenv("EVENTBUS_NATS_CERT", "/c.pem")
+	t.Setenv("EVENTBUS_NATS_KEY", "/k.pem")
+	t.Setenv("EVENTBUS_METRICS_ADDR", "0.0.0.0:9090")
+	t.Setenv("EVENTBUS_ADMIN_TOKEN", strings.Repeat("t", MinAdminTokenLen))
+	_, err = Load()
+	require.NoError(t, err, "several NATS URLs, a client certificate, a metrics listener, a token")
+}
+
+func TestRedactorHidesEverySecret(t *testing.T) {
+	c := Config{
+		DatabaseURL: "postgres://relay:pg%40pass@db:5432/crm?sslmode=require",
+		NATSURL:     "nats://relay:natspass@n1:4222,nats://natstoken@n2:4222",
+		AdminToken:  "admin-token-0123456789",
+	}
+	r := c.Redactor()
+	line := "connect postgres://relay:pg%40pass@db:5432/crm (pg@pass) nats://relay:natspass@n1:4222 " +
+		"nats://natstoken@n2:4222 Bearer admin-token-0123456789"
+	got := r.Replace(line)
+	for _, secret := range []string{"pg@pass", "pg%40pass", "natspass", "natstoken", "admin-token-0123456789"} {
+		assert.NotContains(t, got, secret)
+	}
+	assert.Contains(t, got, "relay:xxxxx@db", "the rest of the line is kept")
+
+	kv := Config{DatabaseURL: "host=db user=relay password=kvpass dbname=crm", NATSURL: "nats://n:4222"}
+	assert.Equal(t, "password=xxxxx", kv.Redactor().Replace("password=kvpass"), "key=value connection strings too")
+	assert.Equal(t, "nothing secret", Config{NATSURL: "nats://n:4222"}.Redactor().Replace("nothing secret"))
 }

@@ -58,7 +58,7 @@ func TestBadEventsFailAfterRetriesAndTheRestFlows(t *testing.T) {
 	e.startRelay()
 
 	good1 := e.publish(ctx, "order.placed", "o-1", `{"n":1}`)
-	badSubject := e.publish(ctx, "bad type", "o-2", `{"n":2}`)
+	badSubject := e.insertDirect(ctx, "bad type", "o-2", `{"n":2}`, "pending") // publish_event refuses it
 	good2 := e.publish(ctx, "order.placed", "o-3", `{"n":3}`)
 	var tooLarge string
 	require.NoError(t, e.db.QueryRow(ctx, `SELECT public.publish_event('order.placed', 'test', 'o-4',
@@ -89,7 +89,7 @@ func TestBadEventHonoursMaxRetries(t *testing.T) {
 	ctx := t.Context()
 	e.startRelay()
 
-	bad := e.publish(ctx, "bad type", "b-1", `{}`)
+	bad := e.insertDirect(ctx, "bad type", "b-1", `{}`, "pending") // publish_event refuses it
 	good := e.publish(ctx, "order.placed", "b-2", `{}`)
 	e.waitStatuses(map[string]int{"processed": 1, "failed": 1}, 60*time.Second)
 	e.requireFailed(ctx, bad, 2, "subject")

@@ -201,7 +201,7 @@ func TestStatusReportsSlotCountsAndFailures(t *testing.T) {
 	e.startRelay()
 
 	e.publish(ctx, "order.placed", "s-1", `{}`)
-	bad := e.publish(ctx, "bad type", "s-2", `{}`)
+	bad := e.insertDirect(ctx, "bad type", "s-2", `{}`, "pending") // publish_event refuses it
 	e.publish(ctx, "order.placed", "s-3", `{}`)
 	e.publish(ctx, "order.placed", "s-4", `{}`)
 	e.waitStatuses(map[string]int{"processed": 3, "failed": 1}, 60*time.Second)

@@ -88,7 +88,7 @@ func TestMetricsLatencyAndBacklog(t *testing.T) {
 	for i := range n {
 		e.publish(ctx, "metric.latency", fmt.Sprintf("l-%d", i), `{}`)
 	}
-	e.publish(ctx, "bad type", "l-bad", `{}`) // not a valid subject: fails on its only attempt
+	e.insertDirect(ctx, "bad type", "l-bad", `{}`, "pending") // not a valid subject (publish_event refuses it): fails on its only attempt
 	e.waitStatuses(map[string]int{"processed": n, "failed": 1}, 60*time.Second)
 
 	s := waitMetrics(t, 30*time.Second, addr, func(s scrape) (bool, string) {

@@ -1,6 +1,13 @@
-// Package httpapi serves the relay's operational HTTP endpoints: /healthz
-// (the process is alive), /readyz (the relay streams from its slot and NATS
-// is connected) and /metrics (Prometheus).
+// Package httpapi serves the relay's HTTP endpoints: /healthz (the process
+// is alive), /readyz (the relay streams from its slot and NATS is connected)
+// and /metrics (Prometheus), open to whoever reaches the listener; and the
+// admin endpoints (/debug/pprof/, later the API and monitor), which need
+// EVENTBUS_ADMIN_TOKEN (see RequireToken).
+//
+// Every path other than the three open ones goes through RequireToken,
+// including paths that do not exist: an endpoint added later is closed unless
+// it is added to the open list on purpose, and without the token nobody can
+// probe which admin paths exist.
 package httpapi
 
 import (
@@ -10,46 +17,122 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Server is the HTTP server of one relay process.
-type Server struct {
-	srv *http.Server
-	ln  net.Listener
-	log *slog.Logger
+// Config configures the listeners of one relay process.
+type Config struct {
+	// Addr serves /healthz, /readyz, /metrics (unless MetricsAddr is set)
+	// and the admin endpoints; empty serves none of them.
+	Addr string
+	// MetricsAddr, when set, serves /metrics on a listener of its own, and
+	// Addr does not serve it.
+	MetricsAddr string
+	// AdminToken is the bearer token of the admin endpoints; empty disables
+	// them (403).
+	AdminToken string
+	Ready      func() bool
+	Gatherer   prometheus.Gatherer
+	Log        *slog.Logger
 }
 
-// Listen binds addr and prepares the handlers. ready reports readiness.
-func Listen(addr string, ready func() bool, gatherer prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+// Server is one HTTP listener of the relay.
+type Server struct {
+	srv    *http.Server
+	ln     net.Listener
+	serves string
+}
+
+// Listen binds the listeners cfg asks for: none, Addr, MetricsAddr, or both.
+func Listen(cfg Config) ([]*Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	var servers []*Server
+	if cfg.Addr != "" {
+		open := http.NewServeMux()
+		open.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		})
+		open.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !cfg.Ready() {
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ready\n"))
+		})
+		serves := "/healthz /readyz /debug/pprof/"
+		if cfg.MetricsAddr == "" {
+			open.Handle("GET /metrics", metrics)
+			serves = "/healthz /readyz /metrics /debug/pprof/"
+		}
+		admin := http.NewServeMux()
+		mountPprof(admin)
+		s, err := listen(cfg.Addr, splitOpen(open, RequireToken(cfg.AdminToken, admin)), serves)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		s, err := listen(cfg.MetricsAddr, mux, "/metrics")
+		if err != nil {
+			for _, s := range servers {
+				_ = s.ln.Close()
+			}
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+func listen(addr string, h http.Handler, serves string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+	return &Server{
+		srv:    &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second},
+		ln:     ln,
+		serves: serves,
+	}, nil
+}
+
+// splitOpen sends the paths open registers to open, everything else to rest.
+func splitOpen(open *http.ServeMux, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := open.Handler(r); pattern != "" {
+			open.ServeHTTP(w, r)
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		rest.ServeHTTP(w, r)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	return &Server{
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		ln:  ln,
-		log: log,
-	}, nil
+}
+
+// mountPprof registers Go's profiler on mux under /debug/pprof/, as
+// net/http/pprof does on the default mux (which the relay never serves).
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, …
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // Addr returns the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serves lists the endpoints of this listener, for the log.
+func (s *Server) Serves() string { return s.serves }
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {

@@ -42,61 +42,128 @@ const markProcessedSQL = `UPDATE public.event_bus
 SET status = 'processed', processed_at = now()
 WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'`
 
-// unprocessedSQL returns the ids whose rows this statement's snapshot does
-// not show as processed: not visible yet, or visible and not processed.
-const unprocessedSQL = `SELECT x::text FROM unnest($1::uuid[]) AS x
-WHERE NOT EXISTS (SELECT 1 FROM public.event_bus WHERE id = x AND status = 'processed')`
+// unmarkedSQL classifies the ids whose rows this statement's snapshot does
+// not show as processed: visible (not processed yet), or not visible, in
+// which case their transaction is either still committing (pg_xact_status
+// says "in progress" until the commit is visible to everyone) or long done,
+// meaning the row was deleted. The replication stream gives 32-bit xids; the
+// epoch comes from the current snapshot (an xid at or above the current
+// low bits belongs to the previous epoch). An xid of 0 means unknown: the row
+// was read from the table, so it was visible.
+const unmarkedSQL = `WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS x)
+SELECT m.n::int, e.id IS NOT NULL,
+  coalesce(pg_xact_status(CASE WHEN m.xid = 0 THEN NULL ELSE
+    ((greatest((next.x >> 32) - CASE WHEN m.xid >= (next.x & 4294967295) THEN 1 ELSE 0 END, 0) << 32) | m.xid)::text::xid8
+  END) = 'in progress', false)
+FROM next, unnest($1::uuid[], $2::int8[]) WITH ORDINALITY AS m(id, xid, n)
+LEFT JOIN public.event_bus e ON e.id = m.id
+WHERE e.status IS DISTINCT FROM 'processed'`
 
-// visibilityWait bounds how long a status write waits for a row that the
-// replication stream delivered but the database does not show yet.
+// visibilityWait bounds how long a write waits for rows that should be
+// there and are not marked: a rejected event's row not visible yet (see
+// RecordFailure), or visible rows that an UPDATE keeps missing (a row level
+// security policy that hides them from the relay's role, say).
 var visibilityWait = 5 * time.Second
 
 // ErrInvisible means rows delivered by the replication stream could not be
-// found in the table.
+// found in the table: they were deleted before they were marked.
 var ErrInvisible = errors.New("events not found in event_bus")
 
-// MarkProcessed marks the events with the given ids processed in one
-// statement. Rows already processed keep their processed_at.
+// Mark names a row to mark processed: its id and the id of the transaction
+// that inserted it, as the replication stream reported it (0 when unknown).
+type Mark struct {
+	ID  string
+	Xid uint32
+}
+
+// MarkProcessed marks the given events processed, in one statement when
+// nothing gets in the way. Rows already processed keep their processed_at.
 //
 // A transaction reaches logical decoding as soon as its commit record is
-// flushed, a moment before it becomes visible to other sessions. An UPDATE in
-// that moment misses the row, silently. So when fewer rows are updated than
-// asked, the ids not yet shown as processed are updated again, with a short
-// backoff, until none is left; ids still missing after visibilityWait are
-// reported (ErrInvisible): their rows were deleted, or something is badly wrong.
-func (s *Store) MarkProcessed(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
+// flushed, a moment before it becomes visible to other sessions (longer with
+// synchronous replication, which makes the commit wait for a standby). An
+// UPDATE in that moment misses the row, silently. So when fewer rows are
+// updated than asked, the rest are looked up: rows whose transaction is still
+// committing are waited for, with a short backoff, as long as it takes;
+// rows now visible are updated again at once; rows that are neither were
+// deleted: the others are marked and ErrInvisible reports how many.
+func (s *Store) MarkProcessed(ctx context.Context, marks []Mark) error {
+	if len(marks) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(visibilityWait)
+	ids := make([]string, len(marks))
+	xids := make([]int64, len(marks))
+	for i, m := range marks {
+		ids[i], xids[i] = m.ID, int64(m.Xid)
+	}
 	wait := time.Millisecond
+	var (
+		gone  []string
+		stuck time.Time // since when visible rows keep being missed
+	)
 	for {
 		tag, err := s.pool.Exec(ctx, markProcessedSQL, ids)
 		if err != nil {
 			return fmt.Errorf("mark %d events processed: %w", len(ids), err)
 		}
 		if tag.RowsAffected() >= int64(len(ids)) {
-			return nil
+			break
 		}
-		// Fewer rows: some were processed already (fine), or are not visible yet.
-		rows, err := s.pool.Query(ctx, unprocessedSQL, ids)
+		// Fewer rows: some were processed already (fine), are not visible
+		// yet, or are gone.
+		rows, err := s.pool.Query(ctx, unmarkedSQL, ids, xids)
 		if err != nil {
 			return fmt.Errorf("look up %d events: %w", len(ids), err)
 		}
-		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		var (
+			n                   int
+			visible, inProgress bool
+			retryIDs            []string
+			retryXids           []int64
+			committing          bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&n, &visible, &inProgress}, func() error {
+			i := n - 1 // ordinality counts from 1
+			switch {
+			case visible:
+			case inProgress:
+				committing = true
+			default:
+				gone = append(gone, ids[i])
+				return nil
+			}
+			retryIDs = append(retryIDs, ids[i])
+			retryXids = append(retryXids, xids[i])
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("look up events: %w", err)
 		}
+		ids, xids = retryIDs, retryXids
 		if len(ids) == 0 {
-			return nil
+			break
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of them after %s, e.g. %s", ErrInvisible, len(ids), visibilityWait, ids[0])
+		if !committing && tag.RowsAffected() == 0 {
+			// Visible, not processed, and the UPDATE matched none of them.
+			if stuck.IsZero() {
+				stuck = time.Now()
+			} else if time.Since(stuck) > visibilityWait {
+				return fmt.Errorf("mark %d events processed: the UPDATE does not match rows it can read, e.g. %s (row level security?)", len(ids), ids[0])
+			}
+		} else {
+			stuck = time.Time{}
 		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
+		if committing || !stuck.IsZero() {
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+			wait = min(2*wait, 100*time.Millisecond)
 		}
-		wait = min(2*wait, 100*time.Millisecond)
 	}
+	if len(gone) > 0 {
+		return fmt.Errorf("%w: %d of them, e.g. %s", ErrInvisible, len(gone), gone[0])
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

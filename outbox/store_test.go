@@ -41,18 +41,30 @@ func status(t *testing.T, pool *pgxpool.Pool, id string) (status string, retries
 
 // The replication stream can deliver a row a moment before the database
 // shows it to other sessions; the status write must wait for it, not miss it.
-func TestMarkProcessedWaitsForRowsNotVisibleYet(t *testing.T) {
+// Here the inserting transaction is still open when the write starts, which
+// the status write cannot tell apart from one that is committing.
+func TestMarkProcessedWaitsForRowsOfATransactionStillCommitting(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
 	visible, late := "6f0c1a52-0000-4000-8000-000000000001", "6f0c1a52-0000-4000-8000-000000000002"
 	_, err := pool.Exec(t.Context(), insertSQL, visible)
 	require.NoError(t, err)
 
+	tx, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	_, err = tx.Exec(t.Context(), insertSQL, late)
+	require.NoError(t, err)
+	var xid int64
+	require.NoError(t, tx.QueryRow(t.Context(), `SELECT pg_current_xact_id()::text::int8 & 4294967295`).Scan(&xid))
+	committed := make(chan error, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond)
-		_, _ = pool.Exec(context.Background(), insertSQL, late)
+		time.Sleep(100 * time.Millisecond)
+		committed <- tx.Commit(context.Background())
 	}()
-	require.NoError(t, store.MarkProcessed(t.Context(), []string{visible, late}))
+
+	require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: visible}, {ID: late, Xid: uint32(xid)}}))
+	require.NoError(t, <-committed)
 	for _, id := range []string{visible, late} {
 		st, _, at := status(t, pool, id)
 		assert.Equal(t, StatusProcessed, st, id)
@@ -66,20 +78,36 @@ func TestMarkProcessedKeepsProcessedAtOfProcessedRows(t *testing.T) {
 	id := "6f0c1a52-0000-4000-8000-000000000003"
 	_, err := pool.Exec(t.Context(), insertSQL, id)
 	require.NoError(t, err)
-	require.NoError(t, store.MarkProcessed(t.Context(), []string{id}))
+	require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: id}}))
 	_, _, first := status(t, pool, id)
-	require.NoError(t, store.MarkProcessed(t.Context(), []string{id, id}), "a second mark, a duplicate id: no error, no wait")
+	require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: id}, {ID: id}}), "a second mark, a duplicate id: no error, no wait")
 	_, _, second := status(t, pool, id)
 	assert.Equal(t, first, second)
 }
 
-func TestMarkProcessedReportsRowsThatNeverAppear(t *testing.T) {
-	store, _ := newStore(t)
+// A row deleted before it was marked (a cleanup job, a TRUNCATE) must not
+// hold up the status writes: its transaction is long committed, so there is
+// nothing to wait for. The other rows of the batch are marked.
+func TestMarkProcessedReportsDeletedRowsWithoutWaiting(t *testing.T) {
+	store, pool := newStore(t)
 	old := visibilityWait
-	visibilityWait = 200 * time.Millisecond
+	visibilityWait = time.Hour // a wait would time the test out
 	t.Cleanup(func() { visibilityWait = old })
-	err := store.MarkProcessed(t.Context(), []string{"6f0c1a52-0000-4000-8000-0000000000ff"})
-	assert.ErrorIs(t, err, ErrInvisible)
+
+	kept, deleted := "6f0c1a52-0000-4000-8000-0000000000fe", "6f0c1a52-0000-4000-8000-0000000000ff"
+	var xid int64
+	require.NoError(t, pool.QueryRow(t.Context(), `WITH i AS (`+insertSQL+` RETURNING id)
+		SELECT pg_current_xact_id()::text::int8 & 4294967295 FROM i`, deleted).Scan(&xid))
+	_, err := pool.Exec(t.Context(), insertSQL, kept)
+	require.NoError(t, err)
+	_, err = pool.Exec(t.Context(), `DELETE FROM public.event_bus WHERE id = $1`, deleted)
+	require.NoError(t, err)
+
+	err = store.MarkProcessed(t.Context(), []Mark{{ID: deleted, Xid: uint32(xid)}, {ID: kept, Xid: uint32(xid) + 1}, {ID: "6f0c1a52-0000-4000-8000-0000000000fd"}})
+	require.ErrorIs(t, err, ErrInvisible)
+	assert.Contains(t, err.Error(), "2 of them")
+	st, _, _ := status(t, pool, kept)
+	assert.Equal(t, StatusProcessed, st)
 }
 
 func TestRecordFailureCountsAttemptsAndWaitsForTheRow(t *testing.T) {
@@ -114,7 +142,7 @@ func TestRecordFailureOfAProcessedEventIsANoOp(t *testing.T) {
 	id := "6f0c1a52-0000-4000-8000-000000000005"
 	_, err := pool.Exec(t.Context(), insertSQL, id)
 	require.NoError(t, err)
-	require.NoError(t, store.MarkProcessed(t.Context(), []string{id}))
+	require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: id}}))
 	failed, err := store.RecordFailure(t.Context(), id, "late error", 5)
 	require.NoError(t, err)
 	assert.True(t, failed, "nothing left to retry")

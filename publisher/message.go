@@ -40,11 +40,22 @@ func rejected(format string, args ...any) error {
 
 // Subject returns the subject of an event: <prefix>.<event_type>.
 func Subject(prefix, eventType string) (string, error) {
+	if len(eventType) > MaxEventTypeLen {
+		return "", rejected("event_type %q… is %d bytes long, longer than the %d a subject may take (the NATS server refuses control lines over 4 KiB)",
+			eventType[:40], len(eventType), MaxEventTypeLen)
+	}
 	if err := config.ValidSubject(eventType); err != nil {
 		return "", rejected("event_type %q is not a valid NATS subject: it %v", eventType, err)
 	}
 	return prefix + "." + eventType, nil
 }
+
+// MaxEventTypeLen bounds the event types the relay publishes. A PUB line
+// carries the subject and a reply subject and must fit the server's
+// max_control_line (4 KiB by default), or the server drops the connection
+// instead of answering. publish_event allows 255 characters; this catches
+// rows inserted around it.
+const MaxEventTypeLen = 1024
 
 // BuildMessage returns the NATS message for e: subject, headers and JSON body
 // as CONTRACT.md describes. The Nats-Msg-Id header is set by the caller, since

@@ -137,3 +137,14 @@ func BenchmarkBuildMessage(b *testing.B) {
 		}
 	}
 }
+
+// A subject longer than the server's control line would make the server drop
+// the connection instead of answering: it is a per-event error instead.
+func TestSubjectRefusesEventTypesTooLongForAControlLine(t *testing.T) {
+	_, err := Subject("events", "long."+strings.Repeat("t", MaxEventTypeLen))
+	require.ErrorIs(t, err, ErrRejected)
+	assert.Contains(t, err.Error(), "bytes long")
+	assert.Less(t, len(err.Error()), 200, "the error quotes only the start of the event type")
+	_, err = Subject("events", "ok."+strings.Repeat("t", MaxEventTypeLen-3))
+	require.NoError(t, err)
+}

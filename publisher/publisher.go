@@ -13,17 +13,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 )
 
 // Options configures a Publisher.
 type Options struct {
-	URL           string
+	URL string
+	// NATSOptions are the connection's credentials and TLS (natsconn.Options).
+	NATSOptions   []nats.Option
 	Stream        string
 	SubjectPrefix string
 	// MaxPending bounds async publishes awaiting their PubAck.
@@ -39,10 +44,18 @@ type Publisher struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	log  *slog.Logger
+
+	closed    chan struct{} // closed when nc is closed for good
+	closeOnce sync.Once
+	closeErr  error // why, set before closed is closed
 }
 
-// Connect connects to NATS. The connection reconnects by itself forever;
-// publishes during an outage fail or time out and are retried by the relay.
+// Connect connects to NATS. A server that refuses the connection as
+// configured (wrong credentials, an untrusted certificate: see
+// natsconn.Refused) is an error at once. A server that cannot be reached is
+// not: the connection keeps trying in the background, and reconnects by
+// itself forever after an outage; publishes meanwhile fail or time out and
+// are retried by the relay.
 func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -51,20 +64,37 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 		opts.AckTimeout = 10 * time.Second
 	}
 	log := opts.Log
-	nc, err := nats.Connect(opts.URL,
+	p := &Publisher{opts: opts, log: log, closed: make(chan struct{})}
+	where := natsconn.RedactURL(opts.URL)
+	natsOpts := append(slices.Clone(opts.NATSOptions),
 		nats.Name("eventbus"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ConnectHandler(func(c *nats.Conn) { log.Info("nats connected", "url", c.ConnectedUrlRedacted()) }),
+		// Asynchronous errors: an authorization violation on a reconnect,
+		// a permission denied on publish.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			p.closeOnce.Do(func() { p.closeErr = c.LastError(); close(p.closed) })
+		}),
 	)
+	// The first attempt tells a refused connection from an unreachable
+	// server; only the latter is worth retrying.
+	nc, err := nats.Connect(opts.URL, natsOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		if natsconn.Refused(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to NATS %s: %w", where, err)
+		}
+		log.Warn("nats unavailable; retrying in the background", "url", where, "err", err)
+		if nc, err = nats.Connect(opts.URL, append(natsOpts, nats.RetryOnFailedConnect(true))...); err != nil {
+			return nil, fmt.Errorf("connect to NATS %s: %w", where, err)
+		}
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(opts.MaxPending+1),
@@ -74,11 +104,27 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Publisher{opts: opts, nc: nc, js: js, log: log}, nil
+	p.nc, p.js = nc, js
+	return p, nil
 }
 
 // Close closes the NATS connection.
 func (p *Publisher) Close() { p.nc.Close() }
+
+// Closed is closed when the connection is closed for good: by Close, or by
+// nats.go when a server refused the credentials twice in a row after a
+// reconnect (nats.go then stops trying). Err says why.
+func (p *Publisher) Closed() <-chan struct{} { return p.closed }
+
+// Err is why the connection closed (nil after Close or while open).
+func (p *Publisher) Err() error {
+	select {
+	case <-p.closed:
+		return p.closeErr
+	default:
+		return nil
+	}
+}
 
 // Connected reports whether the NATS connection is up.
 func (p *Publisher) Connected() bool { return p.nc.IsConnected() }

@@ -25,6 +25,7 @@ type Metrics struct {
 	skipped     prometheus.Counter
 	latency     prometheus.Histogram
 	publishDur  prometheus.Histogram
+	statusWrite prometheus.Histogram
 
 	mu    sync.Mutex
 	types map[string]struct{}
@@ -74,11 +75,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from an event's publish call to its PubAck, as seen by the acker (which waits for acks in publish order).",
 			Buckets: publishBuckets,
 		}),
+		statusWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eventbus_status_write_duration_seconds",
+			Help: "Time to mark one batch of acked events processed (one UPDATE, more when rows are not visible yet). " +
+				"While every status writer is busy, publishing waits: when this grows, the database is the bottleneck.",
+			Buckets: publishBuckets,
+		}),
 		types: make(map[string]struct{}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.backfilling,
-			m.skipped, m.latency, m.publishDur)
+			m.skipped, m.latency, m.publishDur, m.statusWrite)
 	}
 	return m
 }

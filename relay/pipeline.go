@@ -28,6 +28,10 @@ type inflight struct {
 	sent, committed time.Time
 	// settled is set when the event needs no ack: it was marked failed.
 	settled bool
+	// xid is the id of the transaction that inserted the row, when the row
+	// came from the stream (0 for backfilled and redriven rows, read from the
+	// table): a status write waits for rows of a transaction still committing.
+	xid uint32
 }
 
 // errRetryEvent ends a session so that an event refused asynchronously by the
@@ -236,6 +240,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 	switch c.Kind {
 	case cdc.Begin:
 		d.cur = tr.begin(c.CommitTime)
+		d.cur.xid = c.Xid
 		d.committed = c.CommitTime
 		d.catchingUp = c.LSN < d.catchUpUntil
 	case cdc.Insert:
@@ -256,6 +261,12 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 	case cdc.Redrive:
 		if d.cur == nil {
 			return fmt.Errorf("replication stream: redrive message outside a transaction")
+		}
+		if len(c.InvalidIDs) > 0 {
+			r.log.Warn("redrive message: ignoring what is not an event id", "tokens", len(c.InvalidIDs), "first", truncate(c.InvalidIDs[0], 80))
+		}
+		if len(c.IDs) == 0 {
+			return nil
 		}
 		events, err := r.store.PendingByIDs(ctx, c.IDs)
 		if err != nil {
@@ -318,6 +329,10 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event, committed time.Time) error {
 	r, acks, ackerDone := d.r, d.acks, d.ackerDone
 	d.tr.add(x)
+	var xid uint32
+	if !committed.IsZero() {
+		xid = x.xid
+	}
 	wait := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
 		sent := time.Now()
@@ -327,7 +342,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event, commi
 			// stopping, so a graceful stop marks everything it published. Only
 			// an acker that has quit (session failed) is not waited for.
 			select {
-			case acks <- inflight{event: e, txn: x, ack: ack, sent: sent, committed: committed}:
+			case acks <- inflight{event: e, txn: x, ack: ack, sent: sent, committed: committed, xid: xid}:
 				r.m.inflight.Inc()
 				return nil
 			case <-ackerDone:
@@ -381,62 +396,128 @@ func (r *Relay) recordFailure(ctx context.Context, e *outbox.Event, cause error)
 	return failed, nil
 }
 
-// acknowledge waits for each PubAck in publish order, marks acked events
-// processed in batches (by size or FlushInterval), then counts them done in
-// the tracker, which moves the confirmed position.
+// statusWriters is the number of status UPDATEs that may run at once. The
+// acker keeps collecting PubAcks while they run, so a status write does not
+// stall publishing; two of them keep the write-back ahead of a saturated
+// stream on a small machine without taking every connection of the pool.
+const statusWriters = 2
+
+// acknowledge waits for each PubAck in publish order and groups acked events
+// into batches (by size or FlushInterval), which status writers mark
+// processed concurrently; only then are the events counted done in the
+// tracker, which moves the confirmed position. The tracker does not care in
+// which order batches finish: the position only moves past a transaction
+// once all of its events and all earlier transactions are done.
 func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflight) error {
-	batch := make([]inflight, 0, maxStatusBatch)
-	ids := make([]string, 0, maxStatusBatch)
+	marks := make(chan []inflight, statusWriters)
+	free := make(chan []inflight, 2*statusWriters)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		writeErr error
+	)
+	// failed is closed when a status write failed; the acker then stops.
+	failed := make(chan struct{})
+	for range statusWriters {
+		wg.Go(func() {
+			for b := range marks {
+				err := r.markBatch(ctx, tr, b)
+				switch {
+				case err != nil && ctx.Err() != nil:
+					r.log.Warn("final status write failed", "err", err)
+				case err != nil:
+					errOnce.Do(func() { writeErr = err; close(failed) })
+				}
+				select {
+				case free <- b[:0]:
+				default:
+				}
+			}
+		})
+	}
+	err := r.collectAcks(ctx, tr, acks, marks, free, failed)
+	close(marks)
+	wg.Wait()
+	if writeErr != nil {
+		return writeErr
+	}
+	return err
+}
+
+// markBatch marks a batch of acked events processed and counts them done.
+// Once ctx has ended (the session is stopping, whatever the reason) the
+// batch still gets a few seconds: events already in the stream should not be
+// published again.
+func (r *Relay) markBatch(ctx context.Context, tr *tracker, batch []inflight) error {
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+	}
+	marks := make([]outbox.Mark, len(batch))
+	for i, f := range batch {
+		marks[i] = outbox.Mark{ID: f.event.ID, Xid: f.xid}
+	}
+	started := time.Now()
+	err := r.store.MarkProcessed(ctx, marks)
+	r.m.statusWrite.Observe(time.Since(started).Seconds())
+	if err != nil {
+		if !errors.Is(err, outbox.ErrInvisible) {
+			return fmt.Errorf("%w; those events will be published again", err)
+		}
+		// Published, but their rows are gone: nothing left to mark.
+		r.log.Warn("acked events not found in event_bus; were they deleted?", "err", err)
+	}
+	for _, f := range batch {
+		r.m.published.WithLabelValues(r.m.eventType(f.event.EventType)).Inc()
+		tr.done(f.txn)
+	}
+	return nil
+}
+
+// collectAcks is the acker's loop: it waits for the PubAcks in publish order
+// and hands batches of acked events to the status writers through marks.
+// Whatever the reason for stopping, the events already acked are handed over.
+func (r *Relay) collectAcks(ctx context.Context, tr *tracker, acks <-chan inflight, marks chan<- []inflight, free <-chan []inflight, failed <-chan struct{}) error {
+	newBatch := func() []inflight {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return make([]inflight, 0, maxStatusBatch)
+		}
+	}
+	batch := newBatch()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var deadline <-chan time.Time
-	flush := func(ctx context.Context) error {
+	flush := func() {
 		if len(batch) == 0 {
-			return nil
+			return
 		}
-		ids = ids[:0]
-		for _, f := range batch {
-			ids = append(ids, f.event.ID)
-		}
-		if err := r.store.MarkProcessed(ctx, ids); err != nil {
-			if !errors.Is(err, outbox.ErrInvisible) {
-				return err
-			}
-			// Published, but their rows are gone: nothing left to mark.
-			r.log.Warn("acked events not found in event_bus; were they deleted?", "err", err)
-		}
-		for _, f := range batch {
-			r.m.published.WithLabelValues(r.m.eventType(f.event.EventType)).Inc()
-			tr.done(f.txn)
-		}
-		batch = batch[:0]
+		// Blocks while every status writer is busy and the queue is full:
+		// that back-pressure is what bounds the events acked but unmarked.
+		marks <- batch
+		batch = newBatch()
 		timer.Stop()
 		deadline = nil
-		return nil
 	}
-	// Whatever the reason for stopping, events already acked get marked.
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := flush(flushCtx); err != nil {
-			r.log.Warn("final status write failed; those events will be published again", "err", err)
-		}
-	}()
+	defer flush()
 	for {
 		var f inflight
 		var open bool
 		select {
 		case f, open = <-acks:
 		case <-deadline:
-			if err := flush(ctx); err != nil {
-				return err
-			}
+			flush()
 			continue
+		case <-failed:
+			return nil
 		case <-ctx.Done():
 			return nil
 		}
 		if !open {
-			return flush(ctx)
+			return nil
 		}
 		if f.settled {
 			tr.done(f.txn)
@@ -454,9 +535,7 @@ func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflig
 					deadline = timer.C
 				}
 				if len(batch) >= maxStatusBatch {
-					if err := flush(ctx); err != nil {
-						return err
-					}
+					flush()
 				}
 				break wait
 			case err := <-f.ack.Err():
@@ -465,9 +544,9 @@ func (r *Relay) acknowledge(ctx context.Context, tr *tracker, acks <-chan inflig
 				}
 				break wait
 			case <-deadline:
-				if err := flush(ctx); err != nil {
-					return err
-				}
+				flush()
+			case <-failed:
+				return nil
 			case <-ctx.Done():
 				return nil
 			}
@@ -492,4 +571,12 @@ func (r *Relay) ackFailed(ctx context.Context, tr *tracker, f inflight, err erro
 	}
 	tr.done(f.txn)
 	return nil
+}
+
+// truncate shortens s to at most n bytes for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -30,6 +30,7 @@ type txn struct {
 	committed bool
 	end       pglogrepl.LSN
 	at        time.Time // commit time; zero for a backfill
+	xid       uint32    // the transaction's id; zero for a backfill or keepalive
 	onDone    func()    // called once the transaction is confirmed
 }
 

@@ -14,6 +14,11 @@
 //	0003_event_functions    eventbus_user_organization_ids, publish_event, process_pending_events
 //	0004_lead_triggers      on_lead_created, on_lead_status_updated
 //	0005_row_level_security RLS policies and grants
+//	0006_validate_published_events  publish_event validates its input; an authenticated
+//	                        session without a user id can neither publish nor redrive;
+//	                        search_path = pg_catalog, public, pg_temp everywhere
+//	0007_restrict_logical_messages  pg_logical_emit_message no longer executable by PUBLIC
+//	                        (where the migrating role may change it)
 //
 // Migrate takes a session advisory lock (a fixed key, per database) for its whole
 // run, so concurrent runs — several relays starting at once — apply each
@@ -63,6 +68,13 @@
 // comma-separated text, at most 1000 per message. The relay, streaming with
 // pgoutput's messages option, republishes those rows when it receives the
 // message, with their plain Nats-Msg-Id.
+//
+// # The relay's role
+//
+// [GrantRelayRole] (`eventbus migrate` with EVENTBUS_RELAY_ROLE) grants an
+// operator-created role with LOGIN and REPLICATION what `eventbus run` needs
+// and nothing else: SELECT on event_bus, UPDATE of its status columns, its
+// bookkeeping table, pg_logical_emit_message, and an RLS policy of its own.
 //
 // # Publication
 //

@@ -45,6 +45,10 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string) error {
 			if errors.As(err, &pgErr) && pgErr.Code == "42710" && attempt == 0 {
 				continue // created concurrently (another relay): check that one
 			}
+			if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+				return fmt.Errorf("create publication %q: %w (the relay's role may not create it: "+
+					"run eventbus migrate as the owner of public.event_bus, with the same EVENTBUS_PUBLICATION)", name, err)
+			}
 			if err != nil {
 				return fmt.Errorf("create publication %q: %w", name, err)
 			}

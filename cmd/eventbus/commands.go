@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
@@ -38,6 +39,14 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 		return err
 	}
 	fmt.Fprintf(stdout, "migrations applied: %d; publication %s ready\n", n, cfg.Publication)
+	if cfg.RelayRole != "" {
+		prune := cfg.Retention > 0
+		if err := schema.GrantRelayRole(ctx, conn, cfg.RelayRole, schema.RelayRoleOptions{Prune: prune}); err != nil {
+			return err
+		}
+		log.Info("relay role granted", "role", cfg.RelayRole, "prune", prune)
+		fmt.Fprintf(stdout, "relay role %s granted\n", cfg.RelayRole)
+	}
 	return nil
 }
 
@@ -53,8 +62,13 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	}
 	defer pool.Close()
 
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return err
+	}
 	pub, err := publisher.Connect(ctx, publisher.Options{
 		URL:           cfg.NATSURL,
+		NATSOptions:   natsOpts,
 		Stream:        cfg.Stream,
 		SubjectPrefix: cfg.SubjectPrefix,
 		MaxPending:    cfg.PublishWindow,
@@ -87,15 +101,22 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	var wg sync.WaitGroup
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer func() { stopHTTP(); wg.Wait() }()
-	if cfg.HTTPAddr != "" {
-		srv, err := httpapi.Listen(cfg.HTTPAddr, r.Ready, reg, log)
-		if err != nil {
-			return err
-		}
-		log.Info("http listening", "addr", srv.Addr())
+	servers, err := httpapi.Listen(httpapi.Config{
+		Addr:        cfg.HTTPAddr,
+		MetricsAddr: cfg.MetricsAddr,
+		AdminToken:  cfg.AdminToken,
+		Ready:       r.Ready,
+		Gatherer:    reg,
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		log.Info("http listening", "addr", srv.Addr(), "serves", srv.Serves())
 		wg.Go(func() {
 			if err := srv.Run(httpCtx); err != nil {
-				log.Error("http server", "err", err)
+				log.Error("http server", "addr", srv.Addr(), "err", err)
 			}
 		})
 	}
@@ -110,10 +131,24 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		})
 		defer func() { stopRetention(); retWG.Wait() }() // before pool.Close
 	}
+	// nats.go closes the connection for good when a server refuses the
+	// credentials again after a reconnect: the relay cannot go on.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil) // runs before wg.Wait above
+	wg.Go(func() {
+		select {
+		case <-pub.Closed():
+			stopRun(fmt.Errorf("NATS connection closed: %w", pub.Err()))
+		case <-runCtx.Done():
+		}
+	})
 	log.Info("relay starting", "slot", cfg.Slot, "publication", cfg.Publication, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".>")
 	started := time.Now()
-	if err := r.Run(ctx); err != nil {
+	if err := r.Run(runCtx); err != nil {
 		return err
+	}
+	if ctx.Err() == nil && runCtx.Err() != nil {
+		return context.Cause(runCtx)
 	}
 	log.Info("relay stopped", "uptime", time.Since(started).Round(time.Second).String())
 	return nil

@@ -105,7 +105,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "eventbus %s: %s\n", args[0], config.Redact(err.Error(), cfg.DatabaseURL))
+		// A configuration problem found only when a command uses it (a
+		// NATS certificate file that does not load, say) is still one.
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "eventbus: configuration: %s\n", cfg.Redactor().Replace(ce.Error()))
+			return 2
+		}
+		fmt.Fprintf(stderr, "eventbus %s: %s\n", args[0], cfg.Redactor().Replace(err.Error()))
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return 2
@@ -120,7 +127,24 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	// No secret of the configuration reaches the log, whatever a library
+	// puts in an error: every string and error attribute, the message
+	// included, passes through the redactor.
+	redactor := cfg.Redactor()
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch a.Value.Kind() {
+		case slog.KindString:
+			a.Value = slog.StringValue(redactor.Replace(a.Value.String()))
+		case slog.KindAny:
+			switch v := a.Value.Any().(type) {
+			case error:
+				a.Value = slog.StringValue(redactor.Replace(v.Error()))
+			case fmt.Stringer:
+				a.Value = slog.StringValue(redactor.Replace(v.String()))
+			}
+		}
+		return a
+	}}
 	format := cfg.LogFormat
 	if format == "auto" {
 		format = "json"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/replay"
@@ -253,7 +254,11 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	opts := replay.Options{DryRun: *dryRun, Rate: *rate}
 	var pub *publisher.Publisher
 	if !*dryRun {
-		pub, err = publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
+		natsOpts, err := natsconn.Options(cfg)
+		if err != nil {
+			return err
+		}
+		pub, err = publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
 		if err != nil {
 			return err
 		}

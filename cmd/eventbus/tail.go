@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/publisher"
 )
 
@@ -40,9 +41,13 @@ func tailCommand(ctx context.Context, cfg config.Config, args []string, stdout, 
 		}
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("eventbus tail"), nats.MaxReconnects(-1))
+	natsOpts, err := natsconn.Options(cfg)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("eventbus tail"), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
