@@ -68,20 +68,35 @@ func BuildMessage(prefix string, e *outbox.Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := nats.Header{
-		HeaderEventType:     {e.EventType},
-		HeaderAggregateType: {e.AggregateType},
-		HeaderAggregateID:   {e.AggregateID},
-	}
-	if e.OrganizationID != "" {
-		h[HeaderOrganizationID] = []string{e.OrganizationID}
-	}
-	for name, values := range h {
-		if strings.ContainsAny(values[0], "\r\n") {
-			return nil, rejected("%s value contains a line break, which a NATS header cannot carry", name)
+	for _, f := range [...]struct{ name, value string }{
+		{HeaderEventType, e.EventType}, {HeaderAggregateType, e.AggregateType},
+		{HeaderAggregateID, e.AggregateID}, {HeaderOrganizationID, e.OrganizationID},
+	} {
+		if strings.ContainsAny(f.value, "\r\n") {
+			return nil, rejected("%s value contains a line break, which a NATS header cannot carry", f.name)
 		}
 	}
-	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(nil, e)}, nil
+	// One backing array for every header value, room for the ones callers
+	// add (Nats-Msg-Id, Eventbus-Replay), and a body allocated once: this
+	// runs for every event.
+	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID}
+	h := make(nats.Header, len(values)+2)
+	h[HeaderEventType] = values[0:1:1]
+	h[HeaderAggregateType] = values[1:2:2]
+	h[HeaderAggregateID] = values[2:3:3]
+	if e.OrganizationID != "" {
+		h[HeaderOrganizationID] = values[3:4:4]
+	}
+	body := make([]byte, 0, bodySize(e))
+	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(body, e)}, nil
+}
+
+// bodySize is a close upper bound of the JSON body's length when no text
+// field needs escaping.
+func bodySize(e *outbox.Event) int {
+	const keysAndTime = 160 // keys, quotes, commas and an RFC 3339 time
+	return keysAndTime + len(e.ID) + len(e.EventType) + len(e.AggregateType) + len(e.AggregateID) +
+		len(e.OrganizationID) + len(e.Payload) + len(e.Metadata)
 }
 
 // AppendBody appends the JSON body of e to dst. Payload and metadata are
