@@ -46,18 +46,29 @@ WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'`
 // not show as processed: visible (not processed yet), or not visible, in
 // which case their transaction is either still committing (pg_xact_status
 // says "in progress" until the commit is visible to everyone) or long done,
-// meaning the row was deleted. The replication stream gives 32-bit xids; the
-// epoch comes from the current snapshot (an xid at or above the current
-// low bits belongs to the previous epoch). An xid of 0 means unknown: the row
-// was read from the table, so it was visible.
-const unmarkedSQL = `WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS x)
-SELECT m.n::int, e.id IS NOT NULL,
-  coalesce(pg_xact_status(CASE WHEN m.xid = 0 THEN NULL ELSE
-    ((greatest((next.x >> 32) - CASE WHEN m.xid >= (next.x & 4294967295) THEN 1 ELSE 0 END, 0) << 32) | m.xid)::text::xid8
-  END) = 'in progress', false)
-FROM next, unnest($1::uuid[], $2::int8[]) WITH ORDINALITY AS m(id, xid, n)
+// meaning the row was deleted. A full xid of 0 means unknown: the row was
+// read from the table, so it was visible.
+const unmarkedSQL = `SELECT m.n::int, e.id IS NOT NULL,
+  coalesce(pg_xact_status(nullif(m.fxid, 0)::text::xid8) = 'in progress', false)
+FROM unnest($1::uuid[], $2::int8[]) WITH ORDINALITY AS m(id, fxid, n)
 LEFT JOIN public.event_bus e ON e.id = m.id
 WHERE e.status IS DISTINCT FROM 'processed'`
+
+// fullXid returns the 64-bit transaction id with the low 32 bits xid that is
+// nearest to xmax, the current snapshot's xmax. The replication stream gives
+// 32-bit xids and pg_xact_status wants them with their epoch; a transaction
+// the stream just delivered is a few xids from xmax (above it while it is
+// still committing), far closer than 2^31.
+func fullXid(xmax uint64, xid uint32) uint64 {
+	if xid == 0 {
+		return 0
+	}
+	behind := uint32(xmax) - xid // modulo 2^32
+	if behind < 1<<31 {
+		return xmax - uint64(behind)
+	}
+	return xmax + uint64(-behind) // ahead of xmax
+}
 
 // visibilityWait bounds how long a write waits for rows that should be
 // there and are not marked: a rejected event's row not visible yet (see
@@ -92,14 +103,19 @@ func (s *Store) MarkProcessed(ctx context.Context, marks []Mark) error {
 		return nil
 	}
 	ids := make([]string, len(marks))
-	xids := make([]int64, len(marks))
 	for i, m := range marks {
-		ids[i], xids[i] = m.ID, int64(m.Xid)
+		ids[i] = m.ID
 	}
-	wait := time.Millisecond
 	var (
+		xids []int64 // full xids, read only when some rows are not marked at once
+		// over[i]: ids[i] was invisible to a lookup although its transaction
+		// was found over (by a check that runs after the lookup's snapshot
+		// was taken, so it may have ended in between). The next lookup's
+		// snapshot is taken after that check: invisible there, it is gone.
+		over  []bool
 		gone  []string
 		stuck time.Time // since when visible rows keep being missed
+		wait  = time.Millisecond
 	)
 	for {
 		tag, err := s.pool.Exec(ctx, markProcessedSQL, ids)
@@ -111,6 +127,12 @@ func (s *Store) MarkProcessed(ctx context.Context, marks []Mark) error {
 		}
 		// Fewer rows: some were processed already (fine), are not visible
 		// yet, or are gone.
+		if xids == nil {
+			if xids, err = s.fullXids(ctx, marks); err != nil {
+				return err
+			}
+			over = make([]bool, len(ids))
+		}
 		rows, err := s.pool.Query(ctx, unmarkedSQL, ids, xids)
 		if err != nil {
 			return fmt.Errorf("look up %d events: %w", len(ids), err)
@@ -120,30 +142,35 @@ func (s *Store) MarkProcessed(ctx context.Context, marks []Mark) error {
 			visible, inProgress bool
 			retryIDs            []string
 			retryXids           []int64
-			committing          bool
+			retryOver           []bool
+			committing, recheck bool
 		)
 		_, err = pgx.ForEachRow(rows, []any{&n, &visible, &inProgress}, func() error {
 			i := n - 1 // ordinality counts from 1
+			nowOver := false
 			switch {
 			case visible:
 			case inProgress:
 				committing = true
-			default:
+			case over[i]:
 				gone = append(gone, ids[i])
 				return nil
+			default:
+				nowOver, recheck = true, true
 			}
 			retryIDs = append(retryIDs, ids[i])
 			retryXids = append(retryXids, xids[i])
+			retryOver = append(retryOver, nowOver)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("look up events: %w", err)
 		}
-		ids, xids = retryIDs, retryXids
+		ids, xids, over = retryIDs, retryXids, retryOver
 		if len(ids) == 0 {
 			break
 		}
-		if !committing && tag.RowsAffected() == 0 {
+		if !committing && !recheck && tag.RowsAffected() == 0 {
 			// Visible, not processed, and the UPDATE matched none of them.
 			if stuck.IsZero() {
 				stuck = time.Now()
@@ -164,6 +191,19 @@ func (s *Store) MarkProcessed(ctx context.Context, marks []Mark) error {
 		return fmt.Errorf("%w: %d of them, e.g. %s", ErrInvisible, len(gone), gone[0])
 	}
 	return nil
+}
+
+// fullXids returns the full transaction ids of marks, in order.
+func (s *Store) fullXids(ctx context.Context, marks []Mark) ([]int64, error) {
+	var xmax int64
+	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8`).Scan(&xmax); err != nil {
+		return nil, fmt.Errorf("read the current transaction id: %w", err)
+	}
+	xids := make([]int64, len(marks))
+	for i, m := range marks {
+		xids[i] = int64(fullXid(uint64(xmax), m.Xid))
+	}
+	return xids, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

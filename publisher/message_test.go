@@ -1,11 +1,13 @@
 package publisher
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -124,6 +126,31 @@ func FuzzAppendBody(f *testing.F) {
 		}
 		if len(decoded) != 8 {
 			t.Fatalf("body has %d keys, want 8: %s", len(decoded), body)
+		}
+		if utf8.ValidString(aggID) && decoded["aggregate_id"] != aggID {
+			t.Fatalf("aggregate_id %q came back as %q", aggID, decoded["aggregate_id"])
+		}
+		// The whole message: either a per-event rejection, or a subject and
+		// headers a NATS server accepts, with the same body.
+		m, err := BuildMessage("events", e)
+		if err != nil {
+			if !errors.Is(err, ErrRejected) {
+				t.Fatalf("BuildMessage: %v is not a per-event rejection", err)
+			}
+			return
+		}
+		if strings.ContainsAny(m.Subject, " \t\r\n") || !strings.HasPrefix(m.Subject, "events.") {
+			t.Fatalf("bad subject %q", m.Subject)
+		}
+		for name, values := range m.Header {
+			for _, v := range values {
+				if strings.ContainsAny(v, "\r\n") {
+					t.Fatalf("header %s carries a line break: %q", name, v)
+				}
+			}
+		}
+		if !bytes.Equal(m.Data, body) {
+			t.Fatalf("BuildMessage body differs from AppendBody's")
 		}
 	})
 }

@@ -3,7 +3,7 @@ Package relay is the pipeline of eventbus: it ties the replication stream
 (package cdc) to JetStream (package publisher) and to the status writes of the
 event_bus rows (package outbox), and moves the slot's confirmed position only
 past events that are acked and marked. The code is in relay.go (sessions and
-retries), pipeline.go (the three stages) and tracker.go (what may be confirmed).
+retries), pipeline.go (the stages) and tracker.go (what may be confirmed).
 
 # One session
 
@@ -19,9 +19,19 @@ A session is one replication connection's life:
 	    transaction, asynchronously. The channel to the acker holds at most
 	    EVENTBUS_PUBLISH_WINDOW events: that bounds memory and in-flight
 	    messages, whatever the backlog or a transaction's size.
-	  - acker waits for each PubAck in publish order, marks acked events
-	    processed with one UPDATE … WHERE id = ANY($1) per batch (1000 ids or
-	    EVENTBUS_STATUS_FLUSH_INTERVAL), then counts them done in the tracker.
+	  - acker waits for each PubAck in publish order and groups acked events
+	    into batches (1000 ids or EVENTBUS_STATUS_FLUSH_INTERVAL).
+	  - two status writers mark the batches processed, one UPDATE … WHERE
+	    id = ANY($1) each, and then count their events done in the tracker.
+	    The acker keeps collecting PubAcks meanwhile: a slow UPDATE does not
+	    stop publishing until both writers are busy and one more batch waits.
+
+A row the stream delivered may not be visible to the status UPDATE yet: a
+transaction is decoded once its commit record is flushed, a moment before
+other sessions see it (longer under synchronous replication). The status
+write then waits for that row while pg_xact_status says its transaction is
+still in progress; a row missing although its transaction is over was
+deleted, and is skipped with a warning instead of holding the pipeline.
 
 The tracker keeps transactions in stream order with a count of their
 unfinished events. The slot is confirmed up to the end LSN of the last
@@ -47,7 +57,7 @@ the message) is recorded the same way and retried by restarting the session.
 
 On SIGINT/SIGTERM the reader stops, the dispatcher publishes nothing more,
 the acker drains the acks already outstanding (at most
-EVENTBUS_SHUTDOWN_TIMEOUT), writes their statuses, and the final standby
+EVENTBUS_SHUTDOWN_TIMEOUT), the status writers write their statuses, and the final standby
 status update reports the confirmed position.
 
 # Catching up after a restart
