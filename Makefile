@@ -24,7 +24,7 @@ test: ## run every test (unit and end-to-end, with -race) against Postgres and N
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: bench
-bench: ## benchmark the relay against the database alone and the seed's polling design (3 runs, ~4 min on 2 cores); table on stdout, JSON in bench.json
+bench: ## benchmark the relay against the database alone and the seed's polling design (all five scenarios, 3 runs, ~16 min on 2 cores); table on stdout, JSON in bench.json
 	scripts/ensure-postgres.sh
 	$(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -json bench.json
 
