@@ -42,6 +42,9 @@ type Config struct {
 	// AdminToken is the bearer token of the HTTP endpoints beyond /healthz,
 	// /readyz and /metrics (pprof, later the API); empty disables them.
 	AdminToken string `envconfig:"ADMIN_TOKEN"`
+	// JWTSecret verifies Supabase-style HS256 JWTs of the monitor's API
+	// (/api/, /crm/events): admins of an organization sign in with them.
+	JWTSecret string `envconfig:"JWT_SECRET"`
 
 	// NATS authentication and TLS, on top of user:password@ or token@ in
 	// NATSURL. Each names a file; see package natsconn.
@@ -222,6 +225,9 @@ func (c Config) Validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLen {
 		return bad("ADMIN_TOKEN", "too short: at least %d characters (e.g. openssl rand -hex 32)", MinAdminTokenLen)
 	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < MinJWTSecretLen {
+		return bad("JWT_SECRET", "too short: at least %d characters (the project's JWT secret)", MinJWTSecretLen)
+	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return bad("LOG_LEVEL", "%v", err)
 	}
@@ -294,6 +300,9 @@ func ValidSubject(s string) error {
 // MinAdminTokenLen is the shortest EVENTBUS_ADMIN_TOKEN accepted.
 const MinAdminTokenLen = 16
 
+// MinJWTSecretLen is the shortest EVENTBUS_JWT_SECRET accepted.
+const MinJWTSecretLen = 32
+
 // Secrets returns the secrets the configuration carries: the database
 // password (from the URL or key=value string, PGPASSWORD or the passfile), the
 // NATS passwords and tokens of the URLs, the admin token. Output that could
@@ -330,6 +339,7 @@ func (c Config) Secrets() []string {
 		}
 	}
 	add(c.AdminToken)
+	add(c.JWTSecret)
 	return s
 }
 

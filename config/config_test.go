@@ -149,6 +149,7 @@ func TestTransportAndHTTPSecurityVariables(t *testing.T) {
 		{map[string]string{"EVENTBUS_METRICS_ADDR": "nonsense"}, "EVENTBUS_METRICS_ADDR"},
 		{map[string]string{"EVENTBUS_METRICS_ADDR": "127.0.0.1:8080"}, "EVENTBUS_METRICS_ADDR"},
 		{map[string]string{"EVENTBUS_ADMIN_TOKEN": "short"}, "EVENTBUS_ADMIN_TOKEN"},
+		{map[string]string{"EVENTBUS_JWT_SECRET": "short-secret"}, "EVENTBUS_JWT_SECRET"},
 	} {
 		t.Run(tc.variable, func(t *testing.T) {
 			unsetAll(t)
@@ -170,8 +171,10 @@ func TestTransportAndHTTPSecurityVariables(t *testing.T) {
 	t.Setenv("EVENTBUS_NATS_KEY", "/k.pem")
 	t.Setenv("EVENTBUS_METRICS_ADDR", "0.0.0.0:9090")
 	t.Setenv("EVENTBUS_ADMIN_TOKEN", strings.Repeat("t", MinAdminTokenLen))
-	_, err = Load()
-	require.NoError(t, err, "several NATS URLs, a client certificate, a metrics listener, a token")
+	t.Setenv("EVENTBUS_JWT_SECRET", strings.Repeat("j", MinJWTSecretLen))
+	loaded, err := Load()
+	require.NoError(t, err, "several NATS URLs, a client certificate, a metrics listener, a token, a JWT secret")
+	assert.Equal(t, strings.Repeat("j", MinJWTSecretLen), loaded.JWTSecret)
 }
 
 func TestRedactorHidesEverySecret(t *testing.T) {

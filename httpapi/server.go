@@ -1,13 +1,14 @@
 // Package httpapi serves the relay's HTTP endpoints: /healthz (the process
 // is alive), /readyz (the relay streams from its slot and NATS is connected)
 // and /metrics (Prometheus), open to whoever reaches the listener; and the
-// admin endpoints (/debug/pprof/, later the API and monitor), which need
-// EVENTBUS_ADMIN_TOKEN (see RequireToken).
+// admin endpoints (/debug/pprof/), which need EVENTBUS_ADMIN_TOKEN (see
+// RequireToken); and, when Config.Monitor is set, the event bus monitor (/api/,
+// /crm/events, / redirecting to it), which checks its callers itself (an
+// admin token or an admin's JWT; see package monitor).
 //
-// Every path other than the three open ones goes through RequireToken,
-// including paths that do not exist: an endpoint added later is closed unless
-// it is added to the open list on purpose, and without the token nobody can
-// probe which admin paths exist.
+// Every other path goes through RequireToken, including paths that do not
+// exist: an endpoint added later is closed unless it is added to the open list
+// on purpose, and without the token nobody can probe which admin paths exist.
 package httpapi
 
 import (
@@ -37,7 +38,10 @@ type Config struct {
 	AdminToken string
 	Ready      func() bool
 	Gatherer   prometheus.Gatherer
-	Log        *slog.Logger
+	// Monitor, when set, serves /api/, /crm/events, /crm/events/ and GET /
+	// and does its own authentication.
+	Monitor http.Handler
+	Log     *slog.Logger
 }
 
 // Server is one HTTP listener of the relay.
@@ -70,6 +74,12 @@ func Listen(cfg Config) ([]*Server, error) {
 		if cfg.MetricsAddr == "" {
 			open.Handle("GET /metrics", metrics)
 			serves = "/healthz /readyz /metrics /debug/pprof/"
+		}
+		if cfg.Monitor != nil {
+			for _, pattern := range []string{"/api/", "/crm/events", "/crm/events/", "GET /{$}"} {
+				open.Handle(pattern, cfg.Monitor)
+			}
+			serves += " /api/ /crm/events"
 		}
 		admin := http.NewServeMux()
 		mountPprof(admin)

@@ -141,3 +141,22 @@ func TestNotReady(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.True(t, strings.HasPrefix(body, "not ready"))
 }
+
+func TestMonitorServesItsPathsAndNothingElse(t *testing.T) {
+	mon := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "monitor "+r.URL.Path)
+	})
+	urls := serve(t, Config{Addr: "127.0.0.1:0", AdminToken: token, Monitor: mon})
+	for _, path := range []string{"/", "/api/events", "/api/stats", "/crm/events", "/crm/events/app.js"} {
+		status, body := get(t, urls[0]+path, "")
+		assert.Equal(t, http.StatusOK, status, path)
+		assert.Equal(t, "monitor "+path, body, "the monitor checks its callers itself")
+	}
+	for _, path := range []string{"/crm/other", "/crm/eventsx", "/debug/pprof/"} {
+		status, _ := get(t, urls[0]+path, "")
+		assert.Equal(t, http.StatusUnauthorized, status, "%s stays behind the admin token", path)
+	}
+	status, body := get(t, urls[0]+"/healthz", "")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "ok\n", body)
+}

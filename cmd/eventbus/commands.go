@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/monitor"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
@@ -98,6 +100,13 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		Metrics:           relay.NewMetrics(reg),
 	}, pool, pub)
 
+	var mon http.Handler // the monitor, when someone can sign in to it
+	if cfg.AdminToken != "" || cfg.JWTSecret != "" {
+		mon = monitor.New(monitor.Options{
+			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
+			Slot: cfg.Slot, Ready: r.Ready, Log: log,
+		})
+	}
 	var wg sync.WaitGroup
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer func() { stopHTTP(); wg.Wait() }()
@@ -107,6 +116,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		AdminToken:  cfg.AdminToken,
 		Ready:       r.Ready,
 		Gatherer:    reg,
+		Monitor:     mon,
 		Log:         log,
 	})
 	if err != nil {
