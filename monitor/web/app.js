@@ -560,6 +560,9 @@ function init() {
   $("detail-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDetail(); });
   window.addEventListener("resize", () => { if (!$("app").hidden) renderChart(lastPoints); });
+  // The detail panel starts below the sticky top bar, whose height changes when it wraps.
+  const bar = document.querySelector(".topbar");
+  new ResizeObserver(() => document.documentElement.style.setProperty("--topbar-height", `${bar.offsetHeight}px`)).observe(bar);
   readFiltersFromUrl();
   if (sessionStorage.getItem(TOKEN_KEY)) startSession();
   else showLogin("");
