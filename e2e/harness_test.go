@@ -385,6 +385,19 @@ type body struct {
 // streamMessages reads every message of the test's stream, in stream order.
 func (e *env) streamMessages() []message {
 	e.t.Helper()
+	var msgs []message
+	e.eachStreamMessage(func(m jetstream.Msg) {
+		var b body
+		require.NoError(e.t, json.Unmarshal(m.Data(), &b), "body %s", m.Data())
+		msgs = append(msgs, message{Subject: m.Subject(), Header: m.Headers(), Body: b, Raw: m.Data()})
+	})
+	return msgs
+}
+
+// eachStreamMessage calls fn with every message of the test's stream, in
+// stream order.
+func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
+	e.t.Helper()
 	nc, err := nats.Connect(e.nats.URL())
 	require.NoError(e.t, err)
 	defer nc.Close()
@@ -398,25 +411,22 @@ func (e *env) streamMessages() []message {
 	require.NoError(e.t, err)
 	total := int(info.State.Msgs)
 	if total == 0 {
-		return nil
+		return
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	require.NoError(e.t, err)
-	var msgs []message
-	for len(msgs) < total {
-		batch, err := c.Fetch(min(total-len(msgs), 1000), jetstream.FetchMaxWait(5*time.Second))
+	for n := 0; n < total; {
+		batch, err := c.Fetch(min(total-n, 1000), jetstream.FetchMaxWait(5*time.Second))
 		require.NoError(e.t, err)
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			var b body
-			require.NoError(e.t, json.Unmarshal(m.Data(), &b), "body %s", m.Data())
-			msgs = append(msgs, message{Subject: m.Subject(), Header: m.Headers(), Body: b, Raw: m.Data()})
+			fn(m)
 		}
 		require.NoError(e.t, batch.Error())
-		require.NotZero(e.t, got, "no messages fetched; have %d of %d", len(msgs), total)
+		require.NotZero(e.t, got, "no messages fetched; have %d of %d", n, total)
+		n += got
 	}
-	return msgs
 }
 
 // streamCount is the number of messages the stream holds.

@@ -39,36 +39,10 @@ type rawMessage struct {
 // rawMessages returns the stream's messages by Nats-Msg-Id.
 func (e *env) rawMessages() map[string]rawMessage {
 	e.t.Helper()
-	nc, err := nats.Connect(e.nats.URL())
-	require.NoError(e.t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(e.t, err)
-	ctx, cancel := context.WithTimeout(e.t.Context(), 60*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, e.stream)
-	require.NoError(e.t, err)
-	info, err := s.Info(ctx)
-	require.NoError(e.t, err)
-	total := int(info.State.Msgs)
 	msgs := map[string]rawMessage{}
-	if total == 0 {
-		return msgs
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	require.NoError(e.t, err)
-	for n := 0; n < total; {
-		batch, err := c.Fetch(total-n, jetstream.FetchMaxWait(5*time.Second))
-		require.NoError(e.t, err)
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			msgs[m.Headers().Get(jetstream.MsgIDHeader)] = rawMessage{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-		}
-		require.NoError(e.t, batch.Error())
-		require.NotZero(e.t, got, "no messages fetched; have %d of %d", n, total)
-		n += got
-	}
+	e.eachStreamMessage(func(m jetstream.Msg) {
+		msgs[m.Headers().Get(jetstream.MsgIDHeader)] = rawMessage{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+	})
 	return msgs
 }
 
