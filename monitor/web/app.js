@@ -177,15 +177,22 @@ function eventsUrl(cursor) {
 }
 
 let filterDebounce = null;
-function onFilterChange() {
+function onFilterChange(ev) {
   clearTimeout(filterDebounce);
-  // Typing fires per key; wait for a pause so we don't hammer the API.
-  filterDebounce = setTimeout(() => {
+  const apply = () => {
     writeUrl();
     state.generation++;
     resetList();
     refresh();
-  }, 300);
+  };
+  // A select is one deliberate choice: apply it at once, so the rows of the
+  // old filter are never shown (or clicked) under the new one. Typing fires
+  // per key; wait for a pause so we don't hammer the API.
+  if (ev && ev.target && ev.target.tagName === "SELECT") {
+    if (ev.type === "change") apply(); // it fires input too: once is enough
+    return;
+  }
+  filterDebounce = setTimeout(apply, 300);
 }
 
 // ---------- Events table ----------
