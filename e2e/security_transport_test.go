@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -141,14 +140,9 @@ func TestRelayOverNATSWithPasswordAndMutualTLS(t *testing.T) {
 // seed file, and with a token in the URL.
 func TestRelayOverNATSWithNkeyAndToken(t *testing.T) {
 	t.Parallel()
-	user, err := nkeys.CreateUser()
+	pub, seedFile := testcerts.NkeyUser(t)
+	seed, err := os.ReadFile(seedFile)
 	require.NoError(t, err)
-	pub, err := user.PublicKey()
-	require.NoError(t, err)
-	seed, err := user.Seed()
-	require.NoError(t, err)
-	seedFile := filepath.Join(t.TempDir(), "relay.nk")
-	require.NoError(t, os.WriteFile(seedFile, seed, 0o600))
 	const token = "Nats-T0ken-e2e-0123456789"
 
 	for _, c := range []struct {

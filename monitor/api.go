@@ -387,14 +387,6 @@ type statsResponse struct {
 }
 
 // countsSQL is useEventStats: counts by status of the last 24 hours.
-const countsSQL = `SELECT
-	count(*) FILTER (WHERE status = 'pending'),
-	count(*) FILTER (WHERE status = 'processing'),
-	count(*) FILTER (WHERE status = 'processed'),
-	count(*) FILTER (WHERE status = 'failed'),
-	count(*)
-FROM public.event_bus WHERE created_at >= now() - interval '24 hours'`
-
 // perMinuteSQL counts events by minute of created_at and status over the
 // last 60 minutes, the current one included, every minute present.
 const perMinuteSQL = `SELECT m.minute,
@@ -410,9 +402,11 @@ func (s *Server) stats(r *http.Request, c caller) (int, any, error) {
 	ctx := r.Context()
 	resp := statsResponse{PerMinute: make([]minuteCounts, 0, 60)}
 	err := s.inTx(ctx, c, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, countsSQL).Scan(&resp.Pending, &resp.Processing, &resp.Processed, &resp.Failed, &resp.Total); err != nil {
-			return fmt.Errorf("count events: %w", err)
+		st, err := outbox.CountByStatus(ctx, tx, 24*time.Hour)
+		if err != nil {
+			return err
 		}
+		resp.Pending, resp.Processing, resp.Processed, resp.Failed, resp.Total = st.Pending, st.Processing, st.Processed, st.Failed, st.Total
 		rows, err := tx.Query(ctx, perMinuteSQL)
 		if err != nil {
 			return fmt.Errorf("count events per minute: %w", err)

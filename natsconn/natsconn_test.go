@@ -130,14 +130,7 @@ func secureServer(t *testing.T, certs testcerts.Files, verify bool, configure fu
 
 func TestConnectsWithTLSAndNkey(t *testing.T) {
 	certs := testcerts.Write(t)
-	user, err := nkeys.CreateUser()
-	require.NoError(t, err)
-	pub, err := user.PublicKey()
-	require.NoError(t, err)
-	seed, err := user.Seed()
-	require.NoError(t, err)
-	seedFile := filepath.Join(t.TempDir(), "relay.nk")
-	require.NoError(t, os.WriteFile(seedFile, seed, 0o600))
+	pub, seedFile := testcerts.NkeyUser(t)
 	url := secureServer(t, certs, true, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
 
 	cfg := config.Config{NATSURL: url, NATSNkey: seedFile, NATSCA: certs.CA, NATSCert: certs.ClientCert, NATSKey: certs.ClientKey}

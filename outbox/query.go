@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Filter selects events for replay. Zero fields do not filter; several values
@@ -100,8 +102,20 @@ type Stats struct {
 
 // Stats counts rows by status created within the last window.
 func (s *Store) Stats(ctx context.Context, window time.Duration) (Stats, error) {
+	return CountByStatus(ctx, s.pool, window)
+}
+
+// RowQuerier runs a query returning one row: a pool, a connection or a
+// transaction (the monitor counts inside a transaction run as its caller).
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// CountByStatus counts, through q, the rows by status created within the
+// last window, and finds the oldest pending row.
+func CountByStatus(ctx context.Context, q RowQuerier, window time.Duration) (Stats, error) {
 	var st Stats
-	err := s.pool.QueryRow(ctx, `SELECT
+	err := q.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE status = 'pending'),
 		count(*) FILTER (WHERE status = 'processing'),
 		count(*) FILTER (WHERE status = 'processed'),

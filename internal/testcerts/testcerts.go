@@ -1,6 +1,7 @@
 // Package testcerts writes a throwaway certificate authority, a server
 // certificate for 127.0.0.1 and localhost, and a client certificate, for
-// tests of TLS connections.
+// tests of TLS connections; and NATS user nkeys for tests of nkey
+// authentication.
 package testcerts
 
 import (
