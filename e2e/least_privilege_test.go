@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -79,10 +80,14 @@ func TestRelayRunsAsLeastPrivilegeRole(t *testing.T) {
 	}
 	p := e.startRelayEnv("EVENTBUS_DATABASE_URL=" + roleURL)
 	e.waitSlotActive(true)
-	var streamer string
-	require.NoError(t, e.db.QueryRow(ctx, `SELECT a.usename FROM pg_replication_slots s
-		JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1`, e.slot).Scan(&streamer))
-	require.Equal(t, role, streamer, "the walsender streams as the role")
+	// The slot is briefly active for its creation before the session that
+	// streams takes it, so the walsender is looked up until it is there.
+	eventually(t, 30*time.Second, func() (bool, string) {
+		var streamer string
+		err := e.db.QueryRow(ctx, `SELECT a.usename FROM pg_replication_slots s
+			JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.slot_name = $1`, e.slot).Scan(&streamer)
+		return err == nil && streamer == role, fmt.Sprintf("the walsender streams as %q (err %v), want the role %s", streamer, err, role)
+	})
 
 	// Streamed, and marked processed by the role.
 	for i := range 3 {
