@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/event"
 )
 
 // ChangeKind says what a Change carries.
@@ -46,16 +46,12 @@ type Change struct {
 	// (the position to confirm once the transaction is done), and the server's
 	// WAL end for Position.
 	LSN        pglogrepl.LSN
-	CommitTime time.Time     // Begin: commit time; Position: the server's clock
-	Xid        uint32        // Begin: the transaction's id
-	Event      *outbox.Event // Insert
-	IDs        []string      // Redrive: event ids handed back by process_pending_events
-	InvalidIDs []string      // Redrive: tokens of the message that are not event ids, ignored
+	CommitTime time.Time    // Begin: commit time; Position: the server's clock
+	Xid        uint32       // Begin: the transaction's id
+	Event      *event.Event // Insert
+	IDs        []string     // Redrive: event ids handed back by process_pending_events
+	InvalidIDs []string     // Redrive: tokens of the message that are not event ids, ignored
 }
-
-// RedrivePrefix is the prefix of the logical decoding messages that
-// process_pending_events emits; their content is comma-separated event ids.
-const RedrivePrefix = outbox.RedrivePrefix
 
 // decoder turns pgoutput messages into Changes. It keeps the relation cache:
 // pgoutput sends a Relation message before the first change of a table in a
@@ -121,7 +117,7 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		e := r.event(m.Tuple)
 		return Change{Kind: Insert, Event: &e}, true, nil
 	case *pglogrepl.LogicalDecodingMessage:
-		if !m.Transactional || m.Prefix != RedrivePrefix {
+		if !m.Transactional || m.Prefix != event.RedrivePrefix {
 			return Change{}, false, nil
 		}
 		ids, invalid := splitIDs(string(m.Content))
@@ -134,7 +130,7 @@ func splitIDs(s string) (ids, invalid []string) {
 	for _, id := range strings.Split(s, ",") {
 		switch id = strings.TrimSpace(id); {
 		case id == "":
-		case isUUID(id):
+		case event.ValidID(id):
 			ids = append(ids, id)
 		default:
 			invalid = append(invalid, id)
@@ -143,34 +139,11 @@ func splitIDs(s string) (ids, invalid []string) {
 	return ids, invalid
 }
 
-// isUUID reports whether s is a UUID in its usual text form. Anything else
-// in a redrive message would make the lookup of the whole message fail, at
-// every attempt.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // event decodes an event_bus tuple by column name. A row that cannot be
 // decoded still yields an Event with DecodeErr set (and its id when known), so
 // the relay can mark it failed instead of stopping the stream.
-func (r *relation) event(t *pglogrepl.TupleData) outbox.Event {
-	var e outbox.Event
+func (r *relation) event(t *pglogrepl.TupleData) event.Event {
+	var e event.Event
 	var errs []error
 	text := func(name string, required bool) (string, bool) {
 		i, ok := r.columns[name]

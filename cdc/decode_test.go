@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/event"
 )
 
 // pgoutput message builders (protocol version 1), for decoding tests.
@@ -116,7 +118,7 @@ func TestDecodeTransactionAndRedrive(t *testing.T) {
 
 	msg := []byte{'M', 1}
 	msg = binary.BigEndian.AppendUint64(msg, 0x16B3700)
-	msg = cstring(msg, RedrivePrefix)
+	msg = cstring(msg, event.RedrivePrefix)
 	const id1, id2, id3 = "6f0c1a52-0000-4000-8000-000000000001", "6f0c1a52-0000-4000-8000-000000000002", "6f0c1a52-0000-4000-8000-000000000003"
 	content := id1 + ", " + id2 + ",," + id3
 	msg = binary.BigEndian.AppendUint32(msg, uint32(len(content)))

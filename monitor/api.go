@@ -35,7 +35,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +42,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/httpapi"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
@@ -217,11 +217,9 @@ func decodeBody(r *http.Request, v any) error {
 	}
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 func eventID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if !uuidRE.MatchString(id) {
+	if !event.ValidID(id) {
 		return "", badRequest(http.StatusBadRequest, "%q is not an event id (a UUID)", id)
 	}
 	return id, nil
@@ -244,7 +242,7 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 	}
 	var org any
 	if req.OrganizationID != nil && *req.OrganizationID != "" {
-		if !uuidRE.MatchString(*req.OrganizationID) {
+		if !event.ValidID(*req.OrganizationID) {
 			return 0, nil, badRequest(http.StatusBadRequest, "organization_id %q is not a UUID", *req.OrganizationID)
 		}
 		org = *req.OrganizationID

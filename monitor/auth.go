@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/httpapi"
 )
 
@@ -125,7 +126,7 @@ func verifyJWT(token string, secret []byte, now time.Time) (jwtClaims, error) {
 		return c, errors.New("it has expired")
 	case c.Nbf != nil && now.Add(clockSkew).Before(time.Unix(int64(*c.Nbf), 0)):
 		return c, errors.New("it is not valid yet (nbf)")
-	case !uuidRE.MatchString(c.Sub):
+	case !event.ValidID(c.Sub):
 		return c, errors.New("its sub claim is not a user id (a UUID)")
 	}
 	return c, nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/event"
 )
 
 // Event is an event_bus row as the API shows it.
@@ -109,12 +109,10 @@ func parseList(v map[string][]string) (listQuery, error) {
 		return q, badRequest(http.StatusBadRequest, format, args...)
 	}
 	if st := get("status"); st != "" {
-		switch st {
-		case outbox.StatusPending, outbox.StatusProcessing, outbox.StatusProcessed, outbox.StatusFailed:
-			q.add("status = $%d", st)
-		default:
+		if !event.ValidStatus(st) {
 			return bad("status %q: want pending, processing, processed or failed", st)
 		}
+		q.add("status = $%d", st)
 	}
 	if et := get("event_type"); et != "" {
 		q.add("event_type = $%d", et)
@@ -126,7 +124,7 @@ func parseList(v map[string][]string) (listQuery, error) {
 		q.add("starts_with(aggregate_id, $%d)", id)
 	}
 	if org := get("organization_id"); org != "" {
-		if !uuidRE.MatchString(org) {
+		if !event.ValidID(org) {
 			return bad("organization_id %q is not a UUID", org)
 		}
 		q.add("organization_id = $%d::uuid", org)
@@ -170,7 +168,7 @@ func decodeCursor(s string) (time.Time, string, error) {
 		return time.Time{}, "", err
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
-	if !ok || !uuidRE.MatchString(id) {
+	if !ok || !event.ValidID(id) {
 		return time.Time{}, "", errors.New("malformed cursor")
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/eventbus/eventbus/event"
 )
 
 // ErrPruneStatus means Prune was asked to delete rows of a status it never
@@ -45,7 +47,7 @@ func checkPrune(olderThan time.Duration, statuses []string) error {
 		return fmt.Errorf("prune: %w: no status given", ErrPruneStatus)
 	}
 	for _, s := range statuses {
-		if s != StatusProcessed && s != StatusFailed {
+		if s != event.StatusProcessed && s != event.StatusFailed {
 			return fmt.Errorf("prune: %w, not %q", ErrPruneStatus, s)
 		}
 	}
@@ -133,7 +135,7 @@ func (r Retention) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		started := time.Now()
-		n, err := r.Store.Prune(ctx, r.Age, []string{StatusProcessed}, batch)
+		n, err := r.Store.Prune(ctx, r.Age, []string{event.StatusProcessed}, batch)
 		switch {
 		case ctx.Err() != nil:
 			return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestPruneDeletesOnlyOldRowsOfTheChosenStatusesInBatches(t *testing.T) {
 	store, pool := newStore(t)
 	ctx := t.Context()
 	const day = 24 * time.Hour
-	for _, s := range []string{StatusPending, StatusProcessing, StatusProcessed, StatusFailed} {
+	for _, s := range []string{event.StatusPending, event.StatusProcessing, event.StatusProcessed, event.StatusFailed} {
 		insertAged(t, pool, s, 40*day, 25)
 		insertAged(t, pool, s, 10*day, 5)
 	}
@@ -61,12 +62,12 @@ func TestPruneDeletesOnlyOldRowsOfTheChosenStatusesInBatches(t *testing.T) {
 		VALUES ('test.event', 'test', 'no-date', 'processed', NULL)`)
 	require.NoError(t, err)
 
-	n, err := store.Prunable(ctx, 30*day, []string{StatusProcessed})
+	n, err := store.Prunable(ctx, 30*day, []string{event.StatusProcessed})
 	require.NoError(t, err)
 	assert.EqualValues(t, 25, n, "dry run count")
 
 	// 25 rows in batches of 7: four DELETEs, the last one short.
-	n, err = store.Prune(ctx, 30*day, []string{StatusProcessed}, 7)
+	n, err = store.Prune(ctx, 30*day, []string{event.StatusProcessed}, 7)
 	require.NoError(t, err)
 	assert.EqualValues(t, 25, n)
 	assert.Equal(t, map[string]int{
@@ -74,12 +75,12 @@ func TestPruneDeletesOnlyOldRowsOfTheChosenStatusesInBatches(t *testing.T) {
 		"new pending": 5, "old pending": 25, "new processing": 5, "old processing": 25,
 	}, withoutNull(countByStatusAndAge(t, pool, 30*day)))
 
-	n, err = store.Prune(ctx, 30*day, []string{StatusProcessed, StatusFailed}, 10)
+	n, err = store.Prune(ctx, 30*day, []string{event.StatusProcessed, event.StatusFailed}, 10)
 	require.NoError(t, err)
 	assert.EqualValues(t, 25, n, "the old failed rows; no processed row is old any more")
 
 	// A batch that divides the count exactly ends with an empty DELETE.
-	n, err = store.Prune(ctx, 5*day, []string{StatusProcessed, StatusFailed}, 5)
+	n, err = store.Prune(ctx, 5*day, []string{event.StatusProcessed, event.StatusFailed}, 5)
 	require.NoError(t, err)
 	assert.EqualValues(t, 10, n)
 	assert.Equal(t, map[string]int{
@@ -100,9 +101,9 @@ func withoutNull(m map[string]int) map[string]int {
 func TestPruneRefusesPendingAndProcessing(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
-	insertAged(t, pool, StatusPending, 48*time.Hour, 3)
-	insertAged(t, pool, StatusProcessing, 48*time.Hour, 3)
-	for _, statuses := range [][]string{{StatusPending}, {StatusProcessed, StatusProcessing}, {"bogus"}, nil} {
+	insertAged(t, pool, event.StatusPending, 48*time.Hour, 3)
+	insertAged(t, pool, event.StatusProcessing, 48*time.Hour, 3)
+	for _, statuses := range [][]string{{event.StatusPending}, {event.StatusProcessed, event.StatusProcessing}, {"bogus"}, nil} {
 		n, err := store.Prune(t.Context(), time.Hour, statuses, 10)
 		require.ErrorIs(t, err, ErrPruneStatus, "%v", statuses)
 		assert.Zero(t, n)
@@ -118,7 +119,7 @@ func TestPruneSkipsLockedRowsAndKeepsRowsTurnedPending(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
 	ctx := t.Context()
-	ids := insertAged(t, pool, StatusFailed, 48*time.Hour, 4)
+	ids := insertAged(t, pool, event.StatusFailed, 48*time.Hour, 4)
 
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
@@ -128,12 +129,12 @@ func TestPruneSkipsLockedRowsAndKeepsRowsTurnedPending(t *testing.T) {
 
 	pruneCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	n, err := store.Prune(pruneCtx, time.Hour, []string{StatusFailed}, 2)
+	n, err := store.Prune(pruneCtx, time.Hour, []string{event.StatusFailed}, 2)
 	require.NoError(t, err, "prune does not wait for the locked row")
 	assert.EqualValues(t, 3, n)
 	require.NoError(t, tx.Commit(ctx))
 
-	n, err = store.Prune(ctx, time.Hour, []string{StatusFailed}, 2)
+	n, err = store.Prune(ctx, time.Hour, []string{event.StatusFailed}, 2)
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	assert.Equal(t, map[string]int{"old pending": 1}, countByStatusAndAge(t, pool, time.Hour))
@@ -142,10 +143,10 @@ func TestPruneSkipsLockedRowsAndKeepsRowsTurnedPending(t *testing.T) {
 func TestRetentionPrunesProcessedRowsUntilStopped(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
-	insertAged(t, pool, StatusProcessed, 3*time.Hour, 12)
-	insertAged(t, pool, StatusFailed, 3*time.Hour, 2)
-	insertAged(t, pool, StatusPending, 3*time.Hour, 2)
-	insertAged(t, pool, StatusProcessed, time.Minute, 2)
+	insertAged(t, pool, event.StatusProcessed, 3*time.Hour, 12)
+	insertAged(t, pool, event.StatusFailed, 3*time.Hour, 2)
+	insertAged(t, pool, event.StatusPending, 3*time.Hour, 2)
+	insertAged(t, pool, event.StatusProcessed, time.Minute, 2)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/event"
 )
 
 // Filter selects events for replay. Zero fields do not filter; several values
@@ -54,7 +56,7 @@ func (f Filter) where() (string, []any) {
 
 // Scan calls fn for each event matching f, in created_at order, streaming
 // rows from the server.
-func (s *Store) Scan(ctx context.Context, f Filter, fn func(Event) error) (int, error) {
+func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) (int, error) {
 	where, args := f.where()
 	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM public.event_bus`+where+` ORDER BY created_at, id`, args...)
 	if err != nil {

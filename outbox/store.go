@@ -1,3 +1,8 @@
+// Package outbox owns every SQL statement on public.event_bus and its
+// sibling tables (eventbus_slot_state): the backfill scan, the status writes
+// of the relay (processed, retry_count, failed), redrive, the monitor's
+// listings and counts, publishing through publish_event, and pruning. Other
+// packages call these functions; none of them writes event_bus SQL of its own.
 package outbox
 
 import (
@@ -8,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventbus/eventbus/event"
 )
 
 // Store reads and writes event_bus rows through a connection pool.
@@ -22,8 +29,8 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 const selectColumns = `id::text, event_type, aggregate_type, aggregate_id,
 	organization_id::text, payload::text, metadata::text, created_at`
 
-func scanEvent(row pgx.Row) (Event, error) {
-	var e Event
+func scanEvent(row pgx.Row) (event.Event, error) {
+	var e event.Event
 	var org *string
 	var created *time.Time
 	if err := row.Scan(&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &org, &e.Payload, &e.Metadata, &created); err != nil {
@@ -268,12 +275,12 @@ WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'
 ORDER BY created_at, id`
 
 // PendingByIDs returns the events among ids that are not processed yet, oldest first.
-func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]Event, error) {
+func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]event.Event, error) {
 	rows, err := s.pool.Query(ctx, pendingByIDsSQL, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load %d redriven events: %w", len(ids), err)
 	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) { return scanEvent(r) })
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (event.Event, error) { return scanEvent(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load %d redriven events: %w", len(ids), err)
 	}
@@ -306,7 +313,7 @@ ORDER BY created_at, id`
 // ScanPending calls fn for every pending event visible to tx, oldest first,
 // streaming rows so memory does not grow with the backlog. tx is usually a
 // REPEATABLE READ transaction that imported a replication slot's snapshot.
-func ScanPending(ctx context.Context, tx pgx.Tx, fn func(Event) error) (int, error) {
+func ScanPending(ctx context.Context, tx pgx.Tx, fn func(event.Event) error) (int, error) {
 	rows, err := tx.Query(ctx, pendingSQL)
 	if err != nil {
 		return 0, fmt.Errorf("read pending events: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/internal/testenv"
 	"github.com/eventbus/eventbus/schema"
 )
@@ -68,7 +69,7 @@ func TestMarkProcessedWaitsForRowsOfATransactionStillCommitting(t *testing.T) {
 	require.NoError(t, <-committed)
 	for _, id := range []string{visible, late} {
 		st, _, at := status(t, pool, id)
-		assert.Equal(t, StatusProcessed, st, id)
+		assert.Equal(t, event.StatusProcessed, st, id)
 		assert.NotNil(t, at, id)
 	}
 }
@@ -108,7 +109,7 @@ func TestMarkProcessedReportsDeletedRowsWithoutWaiting(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvisible)
 	assert.Contains(t, err.Error(), "2 of them")
 	st, _, _ := status(t, pool, kept)
-	assert.Equal(t, StatusProcessed, st)
+	assert.Equal(t, event.StatusProcessed, st)
 }
 
 func TestRecordFailureCountsAttemptsAndWaitsForTheRow(t *testing.T) {
@@ -123,14 +124,14 @@ func TestRecordFailureCountsAttemptsAndWaitsForTheRow(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, failed)
 	st, retries, _ := status(t, pool, id)
-	assert.Equal(t, StatusPending, st)
+	assert.Equal(t, event.StatusPending, st)
 	assert.Equal(t, 1, retries)
 
 	failed, err = store.RecordFailure(t.Context(), id, "second", 2)
 	require.NoError(t, err)
 	assert.True(t, failed, "retries used up")
 	st, retries, _ = status(t, pool, id)
-	assert.Equal(t, StatusFailed, st)
+	assert.Equal(t, event.StatusFailed, st)
 	assert.Equal(t, 2, retries)
 	var msg string
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT error_message FROM public.event_bus WHERE id = $1`, id).Scan(&msg))
@@ -148,7 +149,7 @@ func TestRecordFailureOfAProcessedEventIsANoOp(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, failed, "nothing left to retry")
 	st, retries, _ := status(t, pool, id)
-	assert.Equal(t, StatusProcessed, st)
+	assert.Equal(t, event.StatusProcessed, st)
 	assert.Zero(t, retries)
 }
 
@@ -194,6 +195,6 @@ func TestMarkProcessedRacingCommitsMarksEveryRow(t *testing.T) {
 		require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: id, Xid: uint32(xid)}}), "row %d", i)
 		require.NoError(t, <-committed)
 		st, _, _ := status(t, pool, id)
-		require.Equal(t, StatusProcessed, st, "row %d", i)
+		require.Equal(t, event.StatusProcessed, st, "row %d", i)
 	}
 }

@@ -7,12 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// RedrivePrefix is the prefix of the logical decoding messages that hand
-// events back to the relay (as process_pending_events does); the content is
-// their ids, comma-separated.
-const RedrivePrefix = "eventbus.redrive"
+	"github.com/eventbus/eventbus/event"
+)
 
 const stuckSQL = `SELECT id::text FROM public.event_bus
 WHERE (status = 'pending' AND created_at < $1)
@@ -42,7 +39,7 @@ func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, 
 			WHERE id = ANY($1::uuid[]) AND status = 'failed'`, ids); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, RedrivePrefix, strings.Join(ids, ","))
+		_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, event.RedrivePrefix, strings.Join(ids, ","))
 		return err
 	})
 	if err != nil {

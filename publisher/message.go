@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
-	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/event"
 )
 
 // Header names set on every message (see CONTRACT.md, "On NATS").
@@ -60,7 +60,7 @@ const MaxEventTypeLen = 1024
 // BuildMessage returns the NATS message for e: subject, headers and JSON body
 // as CONTRACT.md describes. The Nats-Msg-Id header is set by the caller, since
 // a replay uses a different one.
-func BuildMessage(prefix string, e *outbox.Event) (*nats.Msg, error) {
+func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	if e.DecodeErr != nil {
 		return nil, rejected("cannot decode the event row: %v", e.DecodeErr)
 	}
@@ -93,7 +93,7 @@ func BuildMessage(prefix string, e *outbox.Event) (*nats.Msg, error) {
 
 // bodySize is a close upper bound of the JSON body's length when no text
 // field needs escaping.
-func bodySize(e *outbox.Event) int {
+func bodySize(e *event.Event) int {
 	const keysAndTime = 160 // keys, quotes, commas and an RFC 3339 time
 	return keysAndTime + len(e.ID) + len(e.EventType) + len(e.AggregateType) + len(e.AggregateID) +
 		len(e.OrganizationID) + len(e.Payload) + len(e.Metadata)
@@ -101,7 +101,7 @@ func bodySize(e *outbox.Event) int {
 
 // AppendBody appends the JSON body of e to dst. Payload and metadata are
 // copied as the raw JSON Postgres produced; text fields are JSON-escaped.
-func AppendBody(dst []byte, e *outbox.Event) []byte {
+func AppendBody(dst []byte, e *event.Event) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = appendString(dst, e.ID)
 	dst = append(dst, `,"event_type":`...)

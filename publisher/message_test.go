@@ -12,11 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/event"
 )
 
-func sampleEvent() *outbox.Event {
-	return &outbox.Event{
+func sampleEvent() *event.Event {
+	return &event.Event{
 		ID:             "0b9d2a3e-7c55-4c1e-9d5e-6c1f2f7d8a90",
 		EventType:      "lead.created",
 		AggregateType:  "lead",
@@ -67,17 +67,17 @@ func TestBuildMessageNulls(t *testing.T) {
 }
 
 func TestBuildMessageRejects(t *testing.T) {
-	for name, mutate := range map[string]func(*outbox.Event){
-		"space in event_type":    func(e *outbox.Event) { e.EventType = "lead created" },
-		"wildcard *":             func(e *outbox.Event) { e.EventType = "lead.*" },
-		"wildcard >":             func(e *outbox.Event) { e.EventType = "lead.>" },
-		"empty token":            func(e *outbox.Event) { e.EventType = "lead..created" },
-		"empty event_type":       func(e *outbox.Event) { e.EventType = "" },
-		"newline in aggregate":   func(e *outbox.Event) { e.AggregateID = "a\r\nNats-Msg-Id: x" },
-		"undecodable row":        func(e *outbox.Event) { e.DecodeErr = errors.New("column id missing") },
-		"tab in event_type":      func(e *outbox.Event) { e.EventType = "lead\tcreated" },
-		"trailing dot":           func(e *outbox.Event) { e.EventType = "lead." },
-		"control char in header": func(e *outbox.Event) { e.AggregateType = "le\nad" },
+	for name, mutate := range map[string]func(*event.Event){
+		"space in event_type":    func(e *event.Event) { e.EventType = "lead created" },
+		"wildcard *":             func(e *event.Event) { e.EventType = "lead.*" },
+		"wildcard >":             func(e *event.Event) { e.EventType = "lead.>" },
+		"empty token":            func(e *event.Event) { e.EventType = "lead..created" },
+		"empty event_type":       func(e *event.Event) { e.EventType = "" },
+		"newline in aggregate":   func(e *event.Event) { e.AggregateID = "a\r\nNats-Msg-Id: x" },
+		"undecodable row":        func(e *event.Event) { e.DecodeErr = errors.New("column id missing") },
+		"tab in event_type":      func(e *event.Event) { e.EventType = "lead\tcreated" },
+		"trailing dot":           func(e *event.Event) { e.EventType = "lead." },
+		"control char in header": func(e *event.Event) { e.AggregateType = "le\nad" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := sampleEvent()

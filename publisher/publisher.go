@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/natsconn"
-	"github.com/eventbus/eventbus/outbox"
 )
 
 // Options configures a Publisher.
@@ -177,17 +177,17 @@ func Classify(err error) error { return classify(err) }
 
 // Publish builds e's message with Nats-Msg-Id = e.ID and publishes it
 // asynchronously. Build and size problems return a RejectedError at once.
-func (p *Publisher) Publish(e *outbox.Event) (Ack, error) {
+func (p *Publisher) Publish(e *event.Event) (Ack, error) {
 	return p.publish(e, e.ID, false)
 }
 
 // Replay publishes e again under a fresh Nats-Msg-Id so that JetStream stores
 // it even inside the duplicate window, with header Eventbus-Replay: true.
-func (p *Publisher) Replay(e *outbox.Event, msgID string) (Ack, error) {
+func (p *Publisher) Replay(e *event.Event, msgID string) (Ack, error) {
 	return p.publish(e, msgID, true)
 }
 
-func (p *Publisher) publish(e *outbox.Event, msgID string, replay bool) (Ack, error) {
+func (p *Publisher) publish(e *event.Event, msgID string, replay bool) (Ack, error) {
 	m, err := BuildMessage(p.opts.SubjectPrefix, e)
 	if err != nil {
 		return Ack{}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -20,7 +21,7 @@ const maxStatusBatch = 1000
 
 // inflight is an event handed from the dispatcher to the acker, in publish order.
 type inflight struct {
-	event *outbox.Event
+	event *event.Event
 	txn   *txn
 	ack   publisher.Ack
 	// sent is when the event was published; committed is its transaction's
@@ -251,7 +252,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			r.m.skipped.Inc()
 			return nil
 		}
-		if st := c.Event.Status; st != "" && st != outbox.StatusPending {
+		if st := c.Event.Status; st != "" && st != event.StatusPending {
 			// Inserted as processed or failed (an import, a copy of history):
 			// not for delivery; process_pending_events can hand it back.
 			r.log.Debug("skipping a row inserted with status "+st, "id", c.Event.ID)
@@ -297,7 +298,7 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 	started := time.Now()
 	r.m.backfilling.Set(1)
 	x := tr.begin(time.Time{})
-	n, err := outbox.ScanPending(ctx, tx, func(e outbox.Event) error {
+	n, err := outbox.ScanPending(ctx, tx, func(e event.Event) error {
 		r.m.backfilled.Inc()
 		return d.publish(ctx, x, &e, time.Time{})
 	})
@@ -326,7 +327,7 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 // later event overtakes it; once its retries are used up it is marked failed
 // and the stream moves on. Any other error ends the session. committed is the
 // commit time of e's transaction, zero when unknown.
-func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event, committed time.Time) error {
+func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, committed time.Time) error {
 	r, acks, ackerDone := d.r, d.acks, d.ackerDone
 	d.tr.add(x)
 	var xid uint32
@@ -372,7 +373,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *outbox.Event, commi
 	}
 }
 
-func (r *Relay) recordFailure(ctx context.Context, e *outbox.Event, cause error) (failed bool, err error) {
+func (r *Relay) recordFailure(ctx context.Context, e *event.Event, cause error) (failed bool, err error) {
 	if e.ID == "" {
 		// Without an id the row cannot be marked; nothing else can be done.
 		r.log.Error("skipping an event_bus row without id", "err", cause)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -26,7 +27,7 @@ type Options struct {
 	// Window bounds publishes awaiting their PubAck.
 	Window int
 	// OnEvent is called for every matching event, after its PubAck unless DryRun.
-	OnEvent func(e *outbox.Event)
+	OnEvent func(e *event.Event)
 }
 
 // Result counts what a replay did.
@@ -48,7 +49,7 @@ func Run(ctx context.Context, store *outbox.Store, pub *publisher.Publisher, f o
 
 	var res Result
 	type pending struct {
-		e   outbox.Event
+		e   event.Event
 		ack publisher.Ack
 	}
 	window := make([]pending, 0, opts.Window)
@@ -71,7 +72,7 @@ func Run(ctx context.Context, store *outbox.Store, pub *publisher.Publisher, f o
 		return nil
 	}
 	start := time.Now()
-	n, err := store.Scan(ctx, f, func(e outbox.Event) error {
+	n, err := store.Scan(ctx, f, func(e event.Event) error {
 		res.Matched++
 		if opts.Rate > 0 {
 			due := start.Add(time.Duration(float64(res.Matched-1) / opts.Rate * float64(time.Second)))

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/publisher"
 )
 
@@ -139,8 +139,8 @@ func pollOnce(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, b
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outbox.Event, error) {
-		var ev outbox.Event
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (event.Event, error) {
+		var ev event.Event
 		var org *string
 		err := row.Scan(&ev.ID, &ev.EventType, &ev.AggregateType, &ev.AggregateID, &org, &ev.Payload, &ev.Metadata, &ev.CreatedAt)
 		if org != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
@@ -234,14 +235,12 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	}
 	f.Since, f.Until = since.t, until.t
 	for _, s := range f.Statuses {
-		switch s {
-		case outbox.StatusPending, outbox.StatusProcessing, outbox.StatusProcessed, outbox.StatusFailed:
-		default:
+		if !event.ValidStatus(s) {
 			return &usageError{fmt.Sprintf("--status %q: want pending, processing, processed or failed", s)}
 		}
 	}
 	for _, id := range f.IDs {
-		if !isUUID(id) {
+		if !event.ValidID(id) {
 			return &usageError{fmt.Sprintf("--id %q is not a UUID", id)}
 		}
 	}
@@ -272,7 +271,7 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		}
 		opts.OnEvent = progress(stderr, total)
 	} else {
-		opts.OnEvent = func(e *outbox.Event) {
+		opts.OnEvent = func(e *event.Event) {
 			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.EventType, e.AggregateID)
 		}
 	}
@@ -296,7 +295,7 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 
 // progress reports replay progress on w: a bar redrawn in place on a
 // terminal, a plain line every few seconds otherwise (logs, CI).
-func progress(w io.Writer, total int) func(*outbox.Event) {
+func progress(w io.Writer, total int) func(*event.Event) {
 	f, isFile := w.(*os.File)
 	terminal := false
 	if isFile {
@@ -305,7 +304,7 @@ func progress(w io.Writer, total int) func(*outbox.Event) {
 		}
 	}
 	started, last, n := time.Now(), time.Time{}, 0
-	return func(*outbox.Event) {
+	return func(*event.Event) {
 		n++
 		every := 5 * time.Second
 		if terminal {
@@ -355,7 +354,7 @@ func publishCommand(ctx context.Context, cfg config.Config, args []string, stdou
 			return &usageError{fmt.Sprintf("%s is not valid JSON: %s", f.name, f.value)}
 		}
 	}
-	if *org != "" && !isUUID(*org) {
+	if *org != "" && !event.ValidID(*org) {
 		return &usageError{fmt.Sprintf("--organization-id %q is not a UUID", *org)}
 	}
 	pool, err := openPool(ctx, cfg)
@@ -369,23 +368,4 @@ func publishCommand(ctx context.Context, cfg config.Config, args []string, stdou
 	}
 	fmt.Fprintln(stdout, id)
 	return nil
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-				return false
-			}
-		}
-	}
-	return true
 }

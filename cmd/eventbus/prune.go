@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
 )
 
@@ -49,12 +50,12 @@ func pruneCommand(ctx context.Context, cfg config.Config, args []string, stdout 
 		return &usageError{"--older-than is required, e.g. --older-than 30d"}
 	}
 	if len(statuses) == 0 {
-		statuses = list{outbox.StatusProcessed}
+		statuses = list{event.StatusProcessed}
 	}
 	for _, s := range statuses {
 		switch s {
-		case outbox.StatusProcessed, outbox.StatusFailed:
-		case outbox.StatusPending, outbox.StatusProcessing:
+		case event.StatusProcessed, event.StatusFailed:
+		case event.StatusPending, event.StatusProcessing:
 			return &usageError{fmt.Sprintf("--status %s refused: %s events are not delivered yet and are never pruned; want processed or failed", s, s)}
 		default:
 			return &usageError{fmt.Sprintf("--status %q: want processed or failed", s)}
