@@ -42,10 +42,16 @@ func (k ChangeKind) String() string {
 // Change is one decoded step of the replication stream.
 type Change struct {
 	Kind ChangeKind
-	// LSN is the commit LSN for Begin, the transaction's end LSN for Commit
-	// (the position to confirm once the transaction is done), and the server's
-	// WAL end for Position.
-	LSN        pglogrepl.LSN
+	// CommitLSN (Begin) is where the transaction's commit record is: it
+	// orders the transaction against a WAL position read elsewhere.
+	CommitLSN pglogrepl.LSN
+	// EndLSN (Commit) is the end of the transaction's commit record: the
+	// position to confirm once every event of it is done.
+	EndLSN pglogrepl.LSN
+	// WALEnd (Position) is the server's WAL end reported by a keepalive:
+	// everything before it has been sent, so it is safe to confirm once
+	// everything received before it is done.
+	WALEnd     pglogrepl.LSN
 	CommitTime time.Time    // Begin: commit time; Position: the server's clock
 	Xid        uint32       // Begin: the transaction's id
 	Event      *event.Event // Insert
@@ -103,9 +109,9 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		}
 		d.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
-		return Change{Kind: Begin, LSN: m.FinalLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
+		return Change{Kind: Begin, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
 	case *pglogrepl.CommitMessage:
-		return Change{Kind: Commit, LSN: m.TransactionEndLSN}, true, nil
+		return Change{Kind: Commit, EndLSN: m.TransactionEndLSN}, true, nil
 	case *pglogrepl.InsertMessage:
 		r, found := d.relations[m.RelationID]
 		if !found {
@@ -121,7 +127,7 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 			return Change{}, false, nil
 		}
 		ids, invalid := splitIDs(string(m.Content))
-		return Change{Kind: Redrive, LSN: m.LSN, IDs: ids, InvalidIDs: invalid}, true, nil
+		return Change{Kind: Redrive, IDs: ids, InvalidIDs: invalid}, true, nil
 	}
 	return Change{}, false, nil
 }

@@ -114,7 +114,7 @@ func TestDecodeTransactionAndRedrive(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, Begin, c.Kind)
-	assert.Equal(t, pglogrepl.LSN(0x16B3748), c.LSN)
+	assert.Equal(t, pglogrepl.LSN(0x16B3748), c.CommitLSN)
 
 	msg := []byte{'M', 1}
 	msg = binary.BigEndian.AppendUint64(msg, 0x16B3700)
@@ -146,7 +146,7 @@ func TestDecodeTransactionAndRedrive(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, Commit, c.Kind)
-	assert.Equal(t, pglogrepl.LSN(0x16B3778), c.LSN, "commit carries the transaction's end LSN")
+	assert.Equal(t, pglogrepl.LSN(0x16B3778), c.EndLSN, "commit carries the transaction's end LSN")
 }
 
 func TestParseTimestamp(t *testing.T) {

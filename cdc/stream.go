@@ -320,7 +320,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- Change) error {
 			s.received = max(s.received, ka.ServerWALEnd)
 			if ka.ServerWALEnd > lastPosition {
 				lastPosition = ka.ServerWALEnd
-				if err := emit(Change{Kind: Position, LSN: ka.ServerWALEnd, CommitTime: ka.ServerTime}); err != nil {
+				if err := emit(Change{Kind: Position, WALEnd: ka.ServerWALEnd, CommitTime: ka.ServerTime}); err != nil {
 					return ignoreCanceled(ctx, err)
 				}
 			}

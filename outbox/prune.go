@@ -152,3 +152,6 @@ func (r Retention) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Name names Retention in the relay's logs.
+func (Retention) Name() string { return "retention" }

@@ -1,14 +1,11 @@
 package publisher
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
@@ -22,21 +19,6 @@ const (
 	HeaderOrganizationID = "Eventbus-Organization-Id"
 	HeaderReplay         = "Eventbus-Replay"
 )
-
-// ErrRejected marks a per-event failure: this event cannot be published as it
-// is (bad subject, too large, refused by the stream), while others can. The
-// relay counts it against the event's retries instead of waiting for the broker.
-var ErrRejected = errors.New("event rejected")
-
-// RejectedError is a per-event failure with a reason meant for error_message.
-type RejectedError struct{ Reason string }
-
-func (e *RejectedError) Error() string        { return e.Reason }
-func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
-
-func rejected(format string, args ...any) error {
-	return &RejectedError{Reason: fmt.Sprintf(format, args...)}
-}
 
 // Subject returns the subject of an event: <prefix>.<event_type>.
 func Subject(prefix, eventType string) (string, error) {
@@ -204,23 +186,4 @@ func wireSize(m *nats.Msg) int {
 		}
 	}
 	return n
-}
-
-// classify turns a publish or ack error into a RejectedError when it concerns
-// this event only; any other error means the broker is unavailable.
-func classify(err error) error {
-	if err == nil || errors.Is(err, ErrRejected) {
-		return err
-	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return rejected("message exceeds the NATS server's max_payload: %v", err)
-	}
-	if errors.Is(err, nats.ErrBadSubject) {
-		return rejected("invalid subject: %v", err)
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
-		return rejected("the stream refused the message: %s", apiErr.Description)
-	}
-	return err
 }

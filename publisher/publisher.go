@@ -151,29 +151,34 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 	return nil
 }
 
-// Ack is an outstanding publish.
+// Ack is an outstanding publish. The errors it hands back are classified
+// already: a RejectedError (errors.Is(err, ErrRejected)) concerns this event
+// only; any other means the broker is unavailable.
 type Ack struct{ future jetstream.PubAckFuture }
 
 // Wait blocks until the PubAck arrives, the publish fails, or ctx ends. A
 // duplicate PubAck (the stream already holds this id) counts as success.
 func (a Ack) Wait(ctx context.Context) error {
-	select {
-	case <-a.future.Ok():
-		return nil
-	case err := <-a.future.Err():
-		return classify(err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	_, err := a.WaitOrTick(ctx, nil)
+	return err
 }
 
-// Ok and Err expose the PubAck future for callers that select on several
-// things at once; pass an error from Err through Classify.
-func (a Ack) Ok() <-chan *jetstream.PubAck { return a.future.Ok() }
-func (a Ack) Err() <-chan error            { return a.future.Err() }
-
-// Classify returns err as a RejectedError when it concerns one event only.
-func Classify(err error) error { return classify(err) }
+// WaitOrTick is Wait for a caller with a timer to serve while it waits (the
+// relay's acker flushes status batches on one): it returns ticked = true,
+// the publish still outstanding, when tick fires first. A nil tick never
+// fires.
+func (a Ack) WaitOrTick(ctx context.Context, tick <-chan time.Time) (ticked bool, err error) {
+	select {
+	case <-a.future.Ok():
+		return false, nil
+	case err := <-a.future.Err():
+		return false, classify(err)
+	case <-tick:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
 
 // Publish builds e's message with Nats-Msg-Id = e.ID and publishes it
 // asynchronously. Build and size problems return a RejectedError at once.

@@ -2,8 +2,23 @@
 Package relay is the pipeline of eventbus: it ties the replication stream
 (package cdc) to JetStream (package publisher) and to the status writes of the
 event_bus rows (package outbox), and moves the slot's confirmed position only
-past events that are acked and marked. The code is in relay.go (sessions and
-retries), pipeline.go (the stages) and tracker.go (what may be confirmed).
+past events that are acked and marked.
+
+One file a job:
+
+	relay.go       Relay, Options, Run: sessions, retries, standby
+	session.go     one session: slot, backfill read, catch-up position, the
+	               stages wired together (pipeline)
+	dispatcher.go  the publishing stage: backfill, catch-up skips, redrive,
+	               per-event failures (failures)
+	acker.go       the marking stage: PubAcks in order, status batches, the
+	               status writers
+	tracker.go     what may be confirmed
+	services.go    background services: one shape (Service), one owner
+	               (runServices); the heartbeat and the redrive sweep
+	slot.go        slot reset and drop, with the backfill record they need
+	metrics.go     what the stages observe, and the gauges read at scrape time
+	               from their owners (cdc.InspectSlot, outbox.Store.Backlog)
 
 # One session
 
@@ -12,6 +27,7 @@ A session is one replication connection's life:
 		EnsureStream ─▶ cdc.Open (slot: create with snapshot, or resume)
 		             ─▶ backfill read opened (new slot, or backfill never finished)
 		             ─▶ Start replication ─▶ reader ▶ dispatcher ▶ acker
+		             + the services, until the session ends
 
 	  - reader (cdc.Stream.Run) decodes pgoutput into Changes, in commit order,
 	    and sends standby status updates with the confirmed position.
@@ -36,7 +52,17 @@ deleted, and is skipped with a warning instead of holding the pipeline.
 The tracker keeps transactions in stream order with a count of their
 unfinished events. The slot is confirmed up to the end LSN of the last
 transaction that, with every transaction before it, is committed and done.
-That is the only thing that flows backwards: acks → marks → confirmed LSN.
+That is the only thing that flows backwards, the one back-edge of the
+design: acks → marks → tracker → cdc.Stream.Confirm (wired in pipeline).
+
+# Background services
+
+A Service has one method that matters, Run(ctx) error, and runs only while
+this relay streams from the slot: runServices starts every service of the
+session's list (heartbeat, redrive sweep, then Options.Services such as
+retention) when streaming starts and returns once all have stopped, before
+the session ends. A standby runs none. A service that fails is logged and
+stays stopped until the next session; it never stops delivery.
 
 # Failures
 

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/outbox"
 )
 
 // maxEventTypeLabels bounds the event_type label values: event types are
@@ -158,47 +161,23 @@ func (c *cached[T]) get() (T, error) {
 	return c.val, c.err
 }
 
-const slotSQL = `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::float8, active
-FROM pg_replication_slots WHERE slot_name = $1`
-
-type slotState struct {
-	lag    float64
-	active bool
-}
-
-// backlogSQL reads the event_bus backlog in one statement. Each subquery
-// reads one of the partial indexes on created_at (status 'pending' or
-// 'failed'), so the cost follows the number of such rows, not the table's
-// size; min(created_at) reads one index entry. A created_at in the future
-// counts as age 0.
-const backlogSQL = `SELECT
-  (SELECT count(*) FROM public.event_bus WHERE status = 'pending')::float8,
-  greatest(coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM public.event_bus WHERE status = 'pending')), 0), 0)::float8,
-  (SELECT count(*) FROM public.event_bus WHERE status = 'failed')::float8`
-
-type backlog struct {
-	pending, oldestAge, failed float64
-}
-
-// registerSlotGauges adds the gauges read from the database at scrape time:
-// the slot's state in pg_replication_slots and the backlog of event_bus.
-// Gauges read NaN when their query fails.
-func (r *Relay) registerSlotGauges() {
-	if r.m.reg == nil {
+// observeDatabase adds the gauges read from the database at scrape time:
+// the slot's state (cdc.InspectSlot) and the backlog of event_bus
+// (outbox.Store.Backlog). Their owners run the queries; the gauges only
+// read the results, cached for scrapeTTL. Gauges read NaN when their query
+// fails.
+func (m *Metrics) observeDatabase(db cdc.Querier, slotName string, store *outbox.Store, ready func() bool) {
+	if m.reg == nil {
 		return
 	}
-	slot := newCached(scrapeTTL, func(ctx context.Context) (s slotState, err error) {
-		err = r.pool.QueryRow(ctx, slotSQL, r.opts.Slot).Scan(&s.lag, &s.active)
-		return s, err
+	slot := newCached(scrapeTTL, func(ctx context.Context) (cdc.SlotInfo, error) {
+		return cdc.InspectSlot(ctx, db, slotName)
 	})
-	rows := newCached(scrapeTTL, func(ctx context.Context) (b backlog, err error) {
-		err = r.pool.QueryRow(ctx, backlogSQL).Scan(&b.pending, &b.oldestAge, &b.failed)
-		return b, err
-	})
+	rows := newCached(scrapeTTL, store.Backlog)
 	gauge := func(name, help string, value func() float64) prometheus.GaugeFunc {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value)
 	}
-	fromBacklog := func(field func(backlog) float64) func() float64 {
+	fromBacklog := func(field func(outbox.Backlog) float64) func() float64 {
 		return func() float64 {
 			b, err := rows.get()
 			if err != nil {
@@ -207,20 +186,20 @@ func (r *Relay) registerSlotGauges() {
 			return field(b)
 		}
 	}
-	r.m.reg.MustRegister(
+	m.reg.MustRegister(
 		gauge("eventbus_replication_lag_bytes",
 			"WAL bytes between the server's current position and the slot's confirmed flush position.",
 			func() float64 {
 				s, err := slot.get()
-				if err != nil {
+				if err != nil || s.LagBytes == nil {
 					return math.NaN()
 				}
-				return s.lag
+				return float64(*s.LagBytes)
 			}),
 		gauge("eventbus_slot_active",
 			"1 when a walsender is streaming from the slot.",
 			func() float64 {
-				if s, err := slot.get(); err == nil && s.active {
+				if s, err := slot.get(); err == nil && s.Active {
 					return 1
 				}
 				return 0
@@ -228,19 +207,19 @@ func (r *Relay) registerSlotGauges() {
 		gauge("eventbus_ready",
 			"1 when this relay is streaming from the slot and NATS is connected.",
 			func() float64 {
-				if r.Ready() {
+				if ready() {
 					return 1
 				}
 				return 0
 			}),
 		gauge("eventbus_pending_events",
 			"Rows of event_bus with status pending.",
-			fromBacklog(func(b backlog) float64 { return b.pending })),
+			fromBacklog(func(b outbox.Backlog) float64 { return b.Pending })),
 		gauge("eventbus_oldest_pending_age_seconds",
 			"Age (database now() minus created_at) of the oldest pending row of event_bus; 0 when none is pending.",
-			fromBacklog(func(b backlog) float64 { return b.oldestAge })),
+			fromBacklog(func(b outbox.Backlog) float64 { return b.OldestPendingAge })),
 		gauge("eventbus_failed_events",
 			"Rows of event_bus with status failed (retries used up; see the Failed events runbook).",
-			fromBacklog(func(b backlog) float64 { return b.failed })),
+			fromBacklog(func(b outbox.Backlog) float64 { return b.Failed })),
 	)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpapi"
 	"github.com/eventbus/eventbus/monitor"
@@ -52,8 +53,15 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	return nil
 }
 
-// runRelay assembles the relay: Postgres pool (status writes, backfill),
-// JetStream publisher, the relay pipeline itself, and the HTTP endpoints.
+// runRelay assembles the relay and runs it until SIGINT/SIGTERM:
+//
+//	reader   cdc: the replication slot streams event_bus inserts as they commit
+//	publish  publisher: each event to JetStream, asynchronously, in commit order
+//	mark     outbox: acked events marked processed (or failed, after retries)
+//	confirm  relay: the slot confirmed past what is acked and marked
+//
+// plus the background services (heartbeat and redrive sweep inside the
+// relay; retention here) and the HTTP endpoints.
 func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.Logger) error {
 	if err := noArgs(args); err != nil {
 		return err
@@ -63,95 +71,62 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		return fmt.Errorf("database pool: %w", err)
 	}
 	defer pool.Close()
-
 	natsOpts, err := natsconn.Options(cfg)
 	if err != nil {
 		return err
 	}
 	pub, err := publisher.Connect(ctx, publisher.Options{
-		URL:           cfg.NATSURL,
-		NATSOptions:   natsOpts,
-		Stream:        cfg.Stream,
-		SubjectPrefix: cfg.SubjectPrefix,
-		MaxPending:    cfg.PublishWindow,
-		Log:           log,
+		URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
+		MaxPending: cfg.PublishWindow, Log: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	store := outbox.NewStore(pool)
 
+	var services []relay.Service
+	if cfg.Retention > 0 {
+		services = append(services, outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log})
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := relay.New(relay.Options{
-		DatabaseURL:       cfg.DatabaseURL,
-		Slot:              cfg.Slot,
-		Publication:       cfg.Publication,
+		DatabaseURL: cfg.DatabaseURL,
+		Source: cdc.Options{
+			Slot: cfg.Slot, Publication: cfg.Publication, StandbyInterval: cfg.StandbyInterval, Failover: cfg.SlotFailover,
+		},
 		MaxRetries:        cfg.MaxRetries,
 		PublishWindow:     cfg.PublishWindow,
 		FlushInterval:     cfg.StatusFlushInterval,
-		StandbyInterval:   cfg.StandbyInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		RedriveInterval:   cfg.RedriveInterval,
 		RedriveAfter:      cfg.RedriveAfter,
-		SlotFailover:      cfg.SlotFailover,
+		Services:          services,
 		Log:               log,
 		Metrics:           relay.NewMetrics(reg),
-	}, pool, pub)
+	}, pool, store, pub)
 
-	var mon http.Handler // the monitor, when someone can sign in to it
-	if cfg.AdminToken != "" || cfg.JWTSecret != "" {
-		mon = monitor.New(monitor.Options{
-			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
-			Slot: cfg.Slot, Ready: r.Ready, Log: log,
-		})
-	}
-	var wg sync.WaitGroup
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer func() { stopHTTP(); wg.Wait() }()
-	servers, err := httpapi.Listen(httpapi.Config{
-		Addr:        cfg.HTTPAddr,
-		MetricsAddr: cfg.MetricsAddr,
-		AdminToken:  cfg.AdminToken,
-		Ready:       r.Ready,
-		Gatherer:    reg,
-		Monitor:     mon,
-		Log:         log,
-	})
+	stopHTTP, err := serveHTTP(cfg, reg, r.Ready, pool, pub, log)
 	if err != nil {
 		return err
 	}
-	for _, srv := range servers {
-		log.Info("http listening", "addr", srv.Addr(), "serves", srv.Serves())
-		wg.Go(func() {
-			if err := srv.Run(httpCtx); err != nil {
-				log.Error("http server", "addr", srv.Addr(), "err", err)
-			}
-		})
-	}
-	if cfg.Retention > 0 {
-		retention := outbox.Retention{Store: outbox.NewStore(pool), Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log}
-		retCtx, stopRetention := context.WithCancel(ctx)
-		var retWG sync.WaitGroup
-		retWG.Go(func() {
-			if err := retention.Run(retCtx); err != nil {
-				log.Error("retention", "err", err)
-			}
-		})
-		defer func() { stopRetention(); retWG.Wait() }() // before pool.Close
-	}
+	defer stopHTTP()
+
 	// nats.go closes the connection for good when a server refuses the
 	// credentials again after a reconnect: the relay cannot go on.
 	runCtx, stopRun := context.WithCancelCause(ctx)
-	defer stopRun(nil) // runs before wg.Wait above
-	wg.Go(func() {
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
 		select {
 		case <-pub.Closed():
 			stopRun(fmt.Errorf("NATS connection closed: %w", pub.Err()))
 		case <-runCtx.Done():
 		}
-	})
+	}()
+	defer func() { stopRun(nil); <-watched }()
 	log.Info("relay starting", "slot", cfg.Slot, "publication", cfg.Publication, "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".>")
 	started := time.Now()
 	if err := r.Run(runCtx); err != nil {
@@ -162,4 +137,34 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	}
 	log.Info("relay stopped", "uptime", time.Since(started).Round(time.Second).String())
 	return nil
+}
+
+// serveHTTP starts the relay's HTTP listeners (health, metrics, admin, and
+// the monitor when someone can sign in to it); stop closes them and waits.
+func serveHTTP(cfg config.Config, reg *prometheus.Registry, ready func() bool, pool *pgxpool.Pool, pub *publisher.Publisher, log *slog.Logger) (stop func(), err error) {
+	var mon http.Handler
+	if cfg.AdminToken != "" || cfg.JWTSecret != "" {
+		mon = monitor.New(monitor.Options{
+			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
+			Slot: cfg.Slot, Ready: ready, Log: log,
+		})
+	}
+	servers, err := httpapi.Listen(httpapi.Config{
+		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, AdminToken: cfg.AdminToken,
+		Ready: ready, Gatherer: reg, Monitor: mon, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		log.Info("http listening", "addr", srv.Addr(), "serves", srv.Serves())
+		wg.Go(func() {
+			if err := srv.Run(ctx); err != nil {
+				log.Error("http server", "addr", srv.Addr(), "err", err)
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }, nil
 }

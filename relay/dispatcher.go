@@ -1,0 +1,302 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
+)
+
+// inflight is an event handed from the dispatcher to the acker, in publish order.
+type inflight struct {
+	ev  *event.Event
+	txn *txn
+	ack publisher.Ack
+	// sent is when the event was published; committed is its transaction's
+	// commit time, zero for backfilled and redriven events. Both for metrics.
+	sent, committed time.Time
+	// settled is set when the event needs no ack: it was marked failed.
+	settled bool
+	// xid is the id of the transaction that inserted the row, when the row
+	// came from the stream (0 for backfilled and redriven rows, read from the
+	// table): a status write waits for rows of a transaction still committing.
+	xid uint32
+}
+
+// errAckerGone ends the dispatcher when the acker has quit; the acker's own
+// error is the session's.
+var errAckerGone = errors.New("acker stopped")
+
+// catchUpBatch bounds the events whose statuses are looked up at once while
+// catching up.
+const catchUpBatch = 500
+
+// dispatcher is the publishing stage of a session: it publishes the
+// backfill, then every event of the stream in commit order, and hands each
+// outstanding ack to the acker. The acks channel's capacity is the publish
+// window. It keeps the state of dispatch between changes.
+type dispatcher struct {
+	pub      *publisher.Publisher
+	store    *outbox.Store
+	tr       *tracker
+	failures *failures
+	m        *Metrics
+	log      *slog.Logger
+
+	acks      chan<- inflight
+	ackerDone <-chan struct{}
+
+	cur          *txn
+	committed    time.Time // commit time of cur
+	catchUpUntil pglogrepl.LSN
+	catchingUp   bool
+}
+
+// run dispatches until ctx ends or a step fails.
+//
+// Transactions that committed before this session started (commit LSN below
+// catchUpUntil) may have been published and marked by an earlier session that
+// died before confirming them. Their rows are looked up in batches and those
+// already processed or failed are skipped: the table is the durable dedup
+// record, whatever JetStream's duplicate window has forgotten meanwhile.
+func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
+	if backfill != nil {
+		defer d.m.backfilling.Set(0)
+		if err := d.backfill(ctx, backfill, slot); err != nil {
+			return err
+		}
+	}
+	batch := make([]cdc.Change, 0, 2*catchUpBatch)
+	for {
+		var c cdc.Change
+		select {
+		case c = <-changes:
+		case <-ctx.Done():
+			return nil
+		}
+		if c.Kind != cdc.Insert || !d.catchingUp {
+			if err := d.handle(ctx, c, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		batch = append(batch[:0], c)
+		ids := appendID(nil, c)
+	gather:
+		for len(ids) < catchUpBatch {
+			select {
+			case c := <-changes:
+				batch = append(batch, c)
+				ids = appendID(ids, c)
+			default:
+				break gather
+			}
+		}
+		settled, err := d.store.Settled(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			if err := d.handle(ctx, c, settled); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// appendID appends the id of an insert that decoded cleanly.
+func appendID(ids []string, c cdc.Change) []string {
+	if c.Kind == cdc.Insert && c.Event.DecodeErr == nil && c.Event.ID != "" {
+		ids = append(ids, c.Event.ID)
+	}
+	return ids
+}
+
+// handle applies one change; inserts whose id is in skip are not published.
+func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]bool) error {
+	switch c.Kind {
+	case cdc.Begin:
+		d.cur = d.tr.begin(c.CommitTime)
+		d.cur.xid = c.Xid
+		d.committed = c.CommitTime
+		d.catchingUp = c.CommitLSN < d.catchUpUntil
+	case cdc.Insert:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: insert outside a transaction")
+		}
+		if skip[c.Event.ID] {
+			d.m.skipped.Inc()
+			return nil
+		}
+		if st := c.Event.Status; st != "" && st != event.StatusPending {
+			// Inserted as processed or failed (an import, a copy of history):
+			// not for delivery; process_pending_events can hand it back.
+			d.log.Debug("skipping a row inserted with status "+st, "id", c.Event.ID)
+			return nil
+		}
+		return d.publish(ctx, d.cur, c.Event, d.committed)
+	case cdc.Redrive:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: redrive message outside a transaction")
+		}
+		if len(c.InvalidIDs) > 0 {
+			d.log.Warn("redrive message: ignoring what is not an event id", "tokens", len(c.InvalidIDs), "first", truncate(c.InvalidIDs[0], 80))
+		}
+		if len(c.IDs) == 0 {
+			return nil
+		}
+		events, err := d.store.PendingByIDs(ctx, c.IDs)
+		if err != nil {
+			return err
+		}
+		d.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
+		for i := range events {
+			if err := d.publish(ctx, d.cur, &events[i], time.Time{}); err != nil {
+				return err
+			}
+		}
+	case cdc.Commit:
+		if d.cur == nil {
+			return fmt.Errorf("replication stream: commit outside a transaction")
+		}
+		d.tr.commit(d.cur, c.EndLSN)
+		d.cur = nil
+	case cdc.Position:
+		// Everything before this keepalive is already in the tracker, so
+		// its WAL end is safe to confirm once they are done.
+		d.tr.commit(d.tr.begin(c.CommitTime), c.WALEnd)
+	}
+	return nil
+}
+
+// backfill publishes the pending rows tx sees as one transaction of the
+// tracker without an end; once all of them are acked and marked, the slot's
+// backfill is recorded as done.
+func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) error {
+	started := time.Now()
+	d.m.backfilling.Set(1)
+	x := d.tr.begin(time.Time{})
+	n, err := outbox.ScanPending(ctx, tx, func(e event.Event) error {
+		d.m.backfilled.Inc()
+		return d.publish(ctx, x, &e, time.Time{})
+	})
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	x.onDone = func() {
+		d.m.backfilling.Set(0)
+		doneCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.store.SetBackfillDone(doneCtx, slot.Name, true); err != nil {
+			d.log.Warn("backfill done but not recorded; it will run again", "err", err)
+			return
+		}
+		d.log.Info("backfill done", "slot", slot.Name, "events", n, "took", time.Since(started).Round(time.Millisecond).String())
+	}
+	d.tr.commit(x, 0)
+	return nil
+}
+
+// publish sends one event. A per-event rejection is recorded in the table
+// (retry_count+1, error_message) and retried after backoff, in place, so no
+// later event overtakes it; once its retries are used up it is marked failed
+// and the stream moves on. Any other error ends the session. committed is the
+// commit time of e's transaction, zero when unknown.
+func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, committed time.Time) error {
+	d.tr.add(x)
+	var xid uint32
+	if !committed.IsZero() {
+		xid = x.xid
+	}
+	wait := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		sent := time.Now()
+		ack, err := d.pub.Publish(e)
+		if err == nil {
+			// The message is on its way: hand its ack to the acker even when
+			// stopping, so a graceful stop marks everything it published. Only
+			// an acker that has quit (session failed) is not waited for.
+			select {
+			case d.acks <- inflight{ev: e, txn: x, ack: ack, sent: sent, committed: committed, xid: xid}:
+				d.m.inflight.Inc()
+				return nil
+			case <-d.ackerDone:
+				return errAckerGone
+			}
+		}
+		if !errors.Is(err, publisher.ErrRejected) {
+			return fmt.Errorf("publish event %s: %w", e.ID, err)
+		}
+		failed, err := d.failures.record(ctx, e, err)
+		if err != nil {
+			return err
+		}
+		if failed {
+			select {
+			case d.acks <- inflight{ev: e, txn: x, settled: true}:
+				return nil
+			case <-d.ackerDone:
+				return errAckerGone
+			}
+		}
+		if !sleep(ctx, wait.next()) {
+			return ctx.Err()
+		}
+	}
+}
+
+// failures records per-event rejections on their rows, for the dispatcher
+// (refused before sending) and the acker (refused in the PubAck).
+type failures struct {
+	store      *outbox.Store
+	maxRetries int
+	m          *Metrics
+	log        *slog.Logger
+}
+
+// record counts one failed attempt of e with cause as its error_message and
+// reports whether e is settled: failed for good (retries used up), or a row
+// that cannot be marked at all, so the stream moves on past it.
+func (f *failures) record(ctx context.Context, e *event.Event, cause error) (failed bool, err error) {
+	if e.ID == "" {
+		// Without an id the row cannot be marked; nothing else can be done.
+		f.log.Error("skipping an event_bus row without id", "err", cause)
+		return true, nil
+	}
+	failed, err = f.store.RecordFailure(ctx, e.ID, cause.Error(), f.maxRetries)
+	if errors.Is(err, outbox.ErrInvisible) {
+		f.log.Warn("rejected event not found in event_bus; was it deleted?", "id", e.ID, "err", cause)
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	f.m.retried.WithLabelValues(f.m.eventType(e.EventType)).Inc()
+	if failed {
+		f.m.failed.WithLabelValues(f.m.eventType(e.EventType)).Inc()
+		f.log.Warn("event failed", "id", e.ID, "event_type", e.EventType, "err", cause)
+	} else {
+		f.log.Debug("event rejected; will retry", "id", e.ID, "err", cause)
+	}
+	return failed, nil
+}
+
+// truncate shortens s to at most n bytes for a log line.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

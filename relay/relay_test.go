@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/internal/testenv"
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
+	"github.com/eventbus/eventbus/schema"
+)
+
+// Every goroutine the pipeline and its services start has stopped once Run
+// has returned (goleak, in testenv.Main).
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// countingService records how often it was started and whether it is running.
+type countingService struct{ starts, running atomic.Int32 }
+
+func (s *countingService) Name() string { return "counting" }
+
+func (s *countingService) Run(ctx context.Context) error {
+	s.starts.Add(1)
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	<-ctx.Done()
+	return nil
+}
+
+// failingService cannot run; the relay must deliver all the same.
+type failingService struct{}
+
+func (failingService) Name() string              { return "failing" }
+func (failingService) Run(context.Context) error { return fmt.Errorf("bad settings") }
+
+// The relay in-process, against a real PostgreSQL and JetStream: events are
+// published in commit order and marked processed, the services run while it
+// streams, and after the context ends Run returns nil with every goroutine
+// (stages, status writers, services) stopped.
+func TestRunDeliversAndStopsEverythingItStarted(t *testing.T) {
+	ctx := t.Context()
+	dbURL := testenv.Postgres(t)
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	_, err = schema.Migrate(ctx, conn, nil)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close(ctx))
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	stream := "RELAY_" + testenv.UniqueName(t, "s")
+	prefix := testenv.UniqueName(t, "ev")
+	natsURL := testenv.NATSURL(t)
+	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: prefix, MaxPending: 64})
+	require.NoError(t, err)
+	defer pub.Close()
+
+	svc := &countingService{}
+	slot := testenv.UniqueName(t, "slot")
+	r := New(Options{
+		DatabaseURL:       dbURL,
+		Source:            cdc.Options{Slot: slot, Publication: testenv.UniqueName(t, "pub")},
+		MaxRetries:        3,
+		PublishWindow:     16, // smaller than the burst: the window fills and drains
+		HeartbeatInterval: 50 * time.Millisecond,
+		RedriveInterval:   50 * time.Millisecond,
+		RedriveAfter:      time.Hour,
+		Services:          []Service{svc, failingService{}},
+		Log:               testenv.Logger(t),
+	}, pool, outbox.NewStore(pool), pub)
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	eventually(t, 30*time.Second, "relay ready", r.Ready)
+	eventually(t, 10*time.Second, "service started", func() bool { return svc.running.Load() == 1 })
+
+	var want []string
+	for i := range 100 {
+		var id string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT public.publish_event('test.created', 'test', $1)::text`, fmt.Sprint(i)).Scan(&id))
+		want = append(want, id)
+	}
+	eventually(t, 30*time.Second, "every event processed", func() bool {
+		var pending int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM public.event_bus WHERE status <> 'processed'`).Scan(&pending))
+		return pending == 0
+	})
+	assert.Equal(t, want, streamIDs(t, natsURL, stream, len(want)), "the stream holds every event once, in commit order")
+
+	stop()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	assert.EqualValues(t, 1, svc.starts.Load(), "one session, one start")
+	assert.Zero(t, svc.running.Load(), "services stopped with the session")
+	assert.False(t, r.Ready())
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// streamIDs reads the Nats-Msg-Id of the first n messages of stream, in order.
+func streamIDs(t *testing.T, url, stream string, n int) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	s, err := js.Stream(t.Context(), stream)
+	require.NoError(t, err)
+	info, err := s.Info(t.Context())
+	require.NoError(t, err)
+	require.EqualValues(t, n, info.State.Msgs, "messages in the stream")
+	var ids []string
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		require.NoError(t, err)
+		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	return slices.Clip(ids)
+}

@@ -1,0 +1,163 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/cdc"
+)
+
+// session runs one replication connection from connect to failure or stop.
+func (r *Relay) session(ctx context.Context) error {
+	if err := r.pub.EnsureStream(ctx); err != nil {
+		return err
+	}
+	stream, err := cdc.Open(ctx, r.opts.DatabaseURL, r.opts.Source)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stream.Close(closeCtx); err != nil {
+			r.log.Debug("close replication connection", "err", err)
+		}
+	}()
+	slot := stream.Slot()
+
+	backfill, err := r.openBackfill(ctx, slot)
+	if err != nil {
+		return err
+	}
+	if backfill != nil {
+		defer func() { _ = backfill.Rollback(context.Background()) }()
+	}
+	// Transactions committed before now may have been handled by an earlier
+	// session that died before confirming them; see the dispatcher.
+	var catchUpUntil pglogrepl.LSN
+	if !slot.Created {
+		if catchUpUntil, err = cdc.CurrentWALPosition(ctx, r.pool); err != nil {
+			return err
+		}
+	}
+	if err := stream.Start(ctx); err != nil {
+		return err
+	}
+	r.streaming.Store(true)
+	r.log.Info("streaming", "slot", slot.Name, "from", slot.ConfirmedLSN.String())
+	return r.pipeline(ctx, stream, backfill, catchUpUntil)
+}
+
+// openBackfill starts the read of pending rows the stream will not deliver:
+// for a new slot, every pending row in its exported snapshot; for a slot
+// whose backfill never completed, every pending row (rows also in the stream
+// are published twice and deduplicated by JetStream).
+func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error) {
+	if slot.Created {
+		// A slot this relay had backfilled before is gone: dropped by hand,
+		// invalidated, or a failover to a server without it. Events committed
+		// while it was missing were never decoded; the backfill below
+		// publishes every row still pending, so none is lost, but say so.
+		if existed, err := r.store.BackfillDone(ctx, slot.Name); err == nil && (existed || slot.Recreated) {
+			r.log.Error("replication slot was missing and has been created again; republishing every pending row",
+				"slot", slot.Name, "lost_wal", slot.Recreated)
+		}
+		if err := r.store.SetBackfillDone(ctx, slot.Name, false); err != nil {
+			return nil, err
+		}
+	} else {
+		done, err := r.store.BackfillDone(ctx, slot.Name)
+		if err != nil || done {
+			return nil, err
+		}
+	}
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin backfill: %w", err)
+	}
+	if slot.SnapshotName != "" {
+		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+slot.SnapshotName+"'"); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, fmt.Errorf("import snapshot of slot %q: %w", slot.Name, err)
+		}
+	}
+	return tx, nil
+}
+
+// pipeline runs the stages of one session, each in its goroutine:
+//
+//	reader (cdc.Stream.Run) ─changes▶ dispatcher ─acks▶ acker ─▶ status writers
+//	                                                              │
+//	     stream.Confirm ◀──────────── tracker ◀───── done ────────┘
+//
+// plus the background services. It returns when ctx ends (after draining)
+// or when one of the stages fails.
+func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.Tx, catchUpUntil pglogrepl.LSN) error {
+	// The one back-edge of the design: once a transaction and every one
+	// before it are acked and marked, the tracker hands its end to
+	// stream.Confirm, and the next standby status update moves the slot.
+	tr := newTracker(stream.Slot().ConfirmedLSN, stream.Confirm)
+	changes := make(chan cdc.Change, 256)
+	acks := make(chan inflight, r.opts.PublishWindow)
+
+	readCtx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	// The acker outlives ctx on a graceful stop: it drains what was
+	// published (bounded by ShutdownTimeout below).
+	ackCtx, stopAck := context.WithCancel(context.Background())
+	defer stopAck()
+
+	failures := &failures{store: r.store, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
+	d := &dispatcher{
+		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
+		acks: acks, ackerDone: ackCtx.Done(), catchUpUntil: catchUpUntil,
+	}
+	a := &acker{store: r.store, tr: tr, failures: failures, m: r.m, log: r.log, flushInterval: r.opts.FlushInterval}
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		if err == nil {
+			return
+		}
+		errOnce.Do(func() { firstErr = err })
+		stopRead()
+		stopAck()
+	}
+	wg.Go(func() { fail(stream.Run(readCtx, changes)) })
+	wg.Go(func() {
+		defer close(acks)
+		fail(d.run(readCtx, changes, backfill, stream.Slot()))
+	})
+	wg.Go(func() { fail(a.run(ackCtx, acks)) })
+	wg.Go(func() { r.runServices(readCtx, r.services(tr)) })
+
+	// On a graceful stop the acker drains what was published, bounded in time.
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(r.opts.ShutdownTimeout):
+				r.log.Warn("shutdown timeout: leaving unacked events to the next run")
+				stopAck()
+			case <-stopped:
+			}
+		case <-stopped:
+		}
+	}()
+	wg.Wait()
+	close(stopped)
+	if ctx.Err() != nil && firstErr == nil {
+		r.log.Info("stopped", "confirmed", stream.Confirmed().String(), "unconfirmed_txns", tr.inFlight())
+	}
+	return firstErr
+}
