@@ -3,6 +3,8 @@ package cdc
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 )
@@ -32,4 +34,36 @@ func EmitHeartbeat(ctx context.Context, db Querier) error {
 		return fmt.Errorf("write heartbeat: %w", err)
 	}
 	return nil
+}
+
+// Heartbeat is a background service of the relay (relay.Service): it
+// writes a heartbeat (EmitHeartbeat) every Interval, so the slot advances even
+// when event_bus is quiet. A failed write is logged at debug level and tried
+// again at the next tick: the next keepalive does the same job a little later.
+type Heartbeat struct {
+	DB       Querier
+	Interval time.Duration
+	Log      *slog.Logger
+}
+
+// Name names the service in logs.
+func (Heartbeat) Name() string { return "heartbeat" }
+
+// Run writes heartbeats until ctx ends, then returns nil.
+func (h Heartbeat) Run(ctx context.Context) error {
+	if h.Interval <= 0 {
+		return fmt.Errorf("heartbeat: interval must be positive, got %s", h.Interval)
+	}
+	t := time.NewTicker(h.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := EmitHeartbeat(ctx, h.DB); err != nil && ctx.Err() == nil && h.Log != nil {
+			h.Log.Debug("heartbeat failed", "err", err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -46,4 +47,57 @@ func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, 
 		return 0, fmt.Errorf("redrive stuck events: %w", err)
 	}
 	return n, nil
+}
+
+// RedriveSweep is the safety net under the relay, one of its background
+// services (relay.Service): every Interval it hands back, through the
+// stream, pending rows that should have been delivered by now and failed
+// rows with retries left (RedriveStuck). "By now" is measured against the
+// confirmed position, not the clock: a pending row created more than After
+// before ConfirmedTime (the commit time of the last transaction the relay
+// confirmed) should have been delivered, while a backlog still being drained
+// is left alone. After leaves room for long transactions, whose rows are
+// created (now()) well before they commit; a row redriven by mistake is only
+// published twice, and JetStream or the table status drops the copy.
+type RedriveSweep struct {
+	Store         *Store
+	Interval      time.Duration
+	After         time.Duration
+	MaxRetries    int
+	ConfirmedTime func() time.Time // zero until something is confirmed
+	Log           *slog.Logger
+}
+
+// sweepLimit bounds the rows one sweep hands back.
+const sweepLimit = 1000
+
+// Name names the service in logs.
+func (RedriveSweep) Name() string { return "redrive sweep" }
+
+// Run sweeps until ctx ends, then returns nil. A failed sweep is logged and
+// tried again at the next tick.
+func (s RedriveSweep) Run(ctx context.Context) error {
+	if s.Interval <= 0 {
+		return fmt.Errorf("redrive sweep: interval must be positive, got %s", s.Interval)
+	}
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		at := s.ConfirmedTime()
+		if at.IsZero() {
+			continue
+		}
+		n, err := s.Store.RedriveStuck(ctx, at.Add(-s.After), s.MaxRetries, sweepLimit)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.Log.Warn("redrive sweep failed", "err", err)
+		case n > 0:
+			s.Log.Warn("redrive sweep handed back events that should have been delivered by now", "events", n)
+		}
+	}
 }

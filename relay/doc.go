@@ -14,8 +14,9 @@ One file a job:
 	acker.go       the marking stage: PubAcks in order, status batches, the
 	               status writers
 	tracker.go     what may be confirmed
-	services.go    background services: one shape (Service), one owner
-	               (runServices); the heartbeat and the redrive sweep
+	services.go    background services: one shape (Service), one list, one
+	               owner (runServices); each defined by the package that owns
+	               what it works on (cdc.Heartbeat, outbox.RedriveSweep, ...)
 	slot.go        slot reset and drop, with the backfill record they need
 	metrics.go     what the stages observe, and the gauges read at scrape time
 	               from their owners (cdc.InspectSlot, outbox.Store.Backlog)
