@@ -11,6 +11,7 @@ import (
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/relay"
 )
 
 func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
@@ -33,20 +34,13 @@ func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout i
 	store := outbox.NewStore(pool)
 	switch args[0] {
 	case "reset":
-		// Record first: if the reset is interrupted, the next run still backfills.
-		if err := store.SetBackfillDone(ctx, cfg.Slot, false); err != nil {
-			return err
-		}
-		lsn, err := cdc.ResetSlot(ctx, cfg.DatabaseURL, cfg.Slot, *force)
+		lsn, err := relay.ResetSlot(ctx, store, cfg.DatabaseURL, cfg.Slot, *force)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "slot %s recreated at %s; rows still pending are published by the next eventbus run\n", cfg.Slot, lsn)
 	case "drop":
-		if err := store.SetBackfillDone(ctx, cfg.Slot, false); err != nil {
-			return err
-		}
-		if err := cdc.DropSlot(ctx, cfg.DatabaseURL, cfg.Slot, *force); err != nil {
+		if err := relay.DropSlot(ctx, store, cfg.DatabaseURL, cfg.Slot, *force); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "slot %s dropped; the next eventbus run creates it and publishes the rows still pending\n", cfg.Slot)
