@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/eventbus/eventbus/config"
-	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/monitor"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
@@ -79,7 +79,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	var wg sync.WaitGroup
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer func() { stopHTTP(); wg.Wait() }()
-	servers, err := httpapi.Listen(httpapi.Config{
+	servers, err := httpserver.Listen(httpserver.Config{
 		Addr:        cfg.HTTPAddr,
 		MetricsAddr: cfg.MetricsAddr,
 		AdminToken:  cfg.AdminToken,
