@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/devstack"
+	"github.com/eventbus/eventbus/internal/devstack"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 

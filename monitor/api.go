@@ -43,7 +43,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/event"
-	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/replay"
@@ -87,7 +87,7 @@ func New(opts Options) *Server {
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return false }
 	}
-	s := &Server{opts: opts, tokenMatches: httpapi.TokenMatcher(opts.AdminToken), mux: http.NewServeMux()}
+	s := &Server{opts: opts, tokenMatches: httpserver.TokenMatcher(opts.AdminToken), mux: http.NewServeMux()}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/events", s.handle(s.listEvents))
 	api.HandleFunc("POST /api/events", s.handle(s.publishEvent))

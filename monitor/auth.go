@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventbus/eventbus/event"
-	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/httpserver"
 )
 
 // caller is who a request comes from, once authenticated.
@@ -41,7 +41,7 @@ func unauthorized(format string, args ...any) error {
 // authenticate identifies the caller of r: the admin token, or an HS256 JWT
 // whose sub has a profile with role 'admin'.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (caller, error) {
-	token, ok := httpapi.Bearer(r)
+	token, ok := httpserver.Bearer(r)
 	if !ok || token == "" {
 		return caller{}, unauthorized("sign in: send Authorization: Bearer <EVENTBUS_ADMIN_TOKEN or an admin's JWT>")
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventbus/eventbus/devstack"
+	"github.com/eventbus/eventbus/internal/devstack"
 	"github.com/eventbus/eventbus/schema"
 )
 

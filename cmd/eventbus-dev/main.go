@@ -22,7 +22,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/eventbus/eventbus/devstack"
+	"github.com/eventbus/eventbus/internal/devstack"
 )
 
 func main() {

@@ -159,10 +159,3 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
-
-func noArgs(args []string) error {
-	if len(args) > 0 {
-		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}
-	}
-	return nil
-}

@@ -1,7 +1,7 @@
 package main
 
-// The two commands that discard on purpose: prune deletes old history rows,
-// slot advance makes the relay skip a stretch of WAL.
+// prune discards on purpose: it deletes old history rows (processed or
+// failed), never rows that are not delivered yet (pending, processing).
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
@@ -86,39 +85,5 @@ func pruneCommand(ctx context.Context, cfg config.Config, args []string, stdout 
 		return err
 	}
 	fmt.Fprintf(stdout, "pruned %d events (%s, older than %s)\n", n, statuses.String(), age.d)
-	return nil
-}
-
-func slotAdvanceCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
-	fs := flags("slot advance")
-	to := fs.String("to", "", "WAL position to move the slot's confirmed position to, e.g. 0/16B3748 (required)")
-	force := fs.Bool("force", false, "terminate the relay streaming from the slot first")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *to == "" {
-		return &usageError{"--to is required, e.g. --to 0/16B3748"}
-	}
-	lsn, err := cdc.ParseLSN(*to)
-	if err != nil {
-		return &usageError{"--to: " + err.Error()}
-	}
-	from, now, err := cdc.AdvanceSlot(ctx, cfg.DatabaseURL, cfg.Slot, lsn, *force)
-	if err != nil {
-		return err
-	}
-	if lsn <= from {
-		fmt.Fprintf(stdout, "slot %s is already at %s, not before %s: nothing to skip\n", cfg.Slot, from, lsn)
-		return nil
-	}
-	if now < lsn {
-		fmt.Fprintf(stdout, "slot %s advanced from %s to %s (the server's flush position; %s is not written yet)\n", cfg.Slot, from, now, lsn)
-	} else {
-		fmt.Fprintf(stdout, "slot %s advanced from %s to %s\n", cfg.Slot, from, now)
-	}
-	if now > from {
-		fmt.Fprintf(stdout, "warning: events committed between %s and %s are skipped: the relay will not deliver them; "+
-			"their rows stay pending, and select process_pending_events() hands them back to the relay\n", from, now)
-	}
 	return nil
 }

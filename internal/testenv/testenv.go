@@ -36,7 +36,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/eventbus/eventbus/devstack"
+	"github.com/eventbus/eventbus/internal/devstack"
 )
 
 // Environment variables that point tests at existing services.

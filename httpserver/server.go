@@ -1,4 +1,5 @@
-// Package httpapi serves the relay's HTTP endpoints: /healthz (the process
+// Package httpserver is the HTTP server of a relay process: its listeners
+// (Listen, one or two addresses) and what they serve: /healthz (the process
 // is alive), /readyz (the relay streams from its slot and NATS is connected)
 // and /metrics (Prometheus), open to whoever reaches the listener; and the
 // admin endpoints (/debug/pprof/), which need EVENTBUS_ADMIN_TOKEN (see
@@ -9,7 +10,7 @@
 // Every other path goes through RequireToken, including paths that do not
 // exist: an endpoint added later is closed unless it is added to the open list
 // on purpose, and without the token nobody can probe which admin paths exist.
-package httpapi
+package httpserver
 
 import (
 	"context"

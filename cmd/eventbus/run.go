@@ -3,55 +3,24 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
-	"github.com/eventbus/eventbus/httpapi"
+	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/monitor"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
-	"github.com/eventbus/eventbus/schema"
 )
-
-func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
-	if err := noArgs(args); err != nil {
-		return err
-	}
-	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	n, err := schema.Migrate(ctx, conn, log)
-	if err != nil {
-		return err
-	}
-	if err := schema.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "migrations applied: %d; publication %s ready\n", n, cfg.Publication)
-	if cfg.RelayRole != "" {
-		prune := cfg.Retention > 0
-		if err := schema.GrantRelayRole(ctx, conn, cfg.RelayRole, schema.RelayRoleOptions{Prune: prune}); err != nil {
-			return err
-		}
-		log.Info("relay role granted", "role", cfg.RelayRole, "prune", prune)
-		fmt.Fprintf(stdout, "relay role %s granted\n", cfg.RelayRole)
-	}
-	return nil
-}
 
 // runRelay assembles the relay and runs it until SIGINT/SIGTERM:
 //
@@ -149,7 +118,7 @@ func serveHTTP(cfg config.Config, reg *prometheus.Registry, ready func() bool, p
 			Slot: cfg.Slot, Ready: ready, Log: log,
 		})
 	}
-	servers, err := httpapi.Listen(httpapi.Config{
+	servers, err := httpserver.Listen(httpserver.Config{
 		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, AdminToken: cfg.AdminToken,
 		Ready: ready, Gatherer: reg, Monitor: mon, Log: log,
 	})

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventbus/eventbus/config"
+)
+
+// flags returns a FlagSet whose parse errors become usage errors.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			var b strings.Builder
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return &usageError{"flags of " + fs.Name() + ":\n" + b.String()}
+		}
+		return &usageError{err.Error()}
+	}
+	return noArgs(fs.Args())
+}
+
+// list is a repeatable (or comma-separated) string flag.
+type list []string
+
+func (l *list) String() string { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// timeFlag accepts RFC 3339, "2006-01-02 15:04:05", "2006-01-02", or a
+// duration meaning that long ago ("2h").
+type timeFlag struct{ t time.Time }
+
+func (f *timeFlag) String() string {
+	if f.t.IsZero() {
+		return ""
+	}
+	return f.t.Format(time.RFC3339)
+}
+
+func (f *timeFlag) Set(v string) error {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			f.t = t
+			return nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		f.t = time.Now().Add(-d)
+		return nil
+	}
+	return fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD, or a duration ago such as 2h)", v)
+}
+
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/schema"
+)
+
+func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	n, err := schema.Migrate(ctx, conn, log)
+	if err != nil {
+		return err
+	}
+	if err := schema.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "migrations applied: %d; publication %s ready\n", n, cfg.Publication)
+	if cfg.RelayRole != "" {
+		prune := cfg.Retention > 0
+		if err := schema.GrantRelayRole(ctx, conn, cfg.RelayRole, schema.RelayRoleOptions{Prune: prune}); err != nil {
+			return err
+		}
+		log.Info("relay role granted", "role", cfg.RelayRole, "prune", prune)
+		fmt.Fprintf(stdout, "relay role %s granted\n", cfg.RelayRole)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/natsconn"
+	"github.com/eventbus/eventbus/outbox"
+	"github.com/eventbus/eventbus/publisher"
+	"github.com/eventbus/eventbus/replay"
+)
+
+func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flags("replay")
+	var since, until timeFlag
+	var f outbox.Filter
+	fs.Var(&since, "since", "events created at or after this time")
+	fs.Var(&until, "until", "events created before this time")
+	fs.Var((*list)(&f.EventTypes), "event-type", "event type (repeatable)")
+	fs.Var((*list)(&f.AggregateTypes), "aggregate-type", "aggregate type (repeatable)")
+	fs.Var((*list)(&f.Statuses), "status", "row status (repeatable)")
+	fs.Var((*list)(&f.IDs), "id", "event id (repeatable)")
+	dryRun := fs.Bool("dry-run", false, "list the events that would be replayed, publish nothing")
+	rate := fs.Float64("rate", 0, "at most this many events per second (0: unlimited)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f.Since, f.Until = since.t, until.t
+	for _, s := range f.Statuses {
+		if !event.ValidStatus(s) {
+			return &usageError{fmt.Sprintf("--status %q: want pending, processing, processed or failed", s)}
+		}
+	}
+	for _, id := range f.IDs {
+		if !event.ValidID(id) {
+			return &usageError{fmt.Sprintf("--id %q is not a UUID", id)}
+		}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	opts := replay.Options{DryRun: *dryRun, Rate: *rate}
+	var pub *publisher.Publisher
+	if !*dryRun {
+		natsOpts, err := natsconn.Options(cfg)
+		if err != nil {
+			return err
+		}
+		pub, err = publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		if err := pub.EnsureStream(ctx); err != nil {
+			return err
+		}
+		total, err := outbox.NewStore(pool).Count(ctx, f)
+		if err != nil {
+			return err
+		}
+		opts.OnEvent = progress(stderr, total)
+	} else {
+		opts.OnEvent = func(e *event.Event) {
+			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.EventType, e.AggregateID)
+		}
+	}
+	res, err := replay.Run(ctx, outbox.NewStore(pool), pub, f, opts)
+	if err != nil {
+		return err
+	}
+	for _, r := range res.Rejected {
+		fmt.Fprintf(stderr, "not replayed: %s\n", r)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "would replay %d events\n", res.Matched)
+		return nil
+	}
+	fmt.Fprintf(stdout, "replayed %d events\n", res.Published)
+	if len(res.Rejected) > 0 {
+		return fmt.Errorf("%d of %d events could not be replayed", len(res.Rejected), res.Matched)
+	}
+	return nil
+}
+
+// progress reports replay progress on w: a bar redrawn in place on a
+// terminal, a plain line every few seconds otherwise (logs, CI).
+func progress(w io.Writer, total int) func(*event.Event) {
+	f, isFile := w.(*os.File)
+	terminal := false
+	if isFile {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	started, last, n := time.Now(), time.Time{}, 0
+	return func(*event.Event) {
+		n++
+		every := 5 * time.Second
+		if terminal {
+			every = 100 * time.Millisecond
+		}
+		if time.Since(last) < every && n < total {
+			return
+		}
+		last = time.Now()
+		rate := float64(n) / max(time.Since(started).Seconds(), 0.001)
+		if !terminal {
+			fmt.Fprintf(w, "replayed %d of %d events (%.0f/s)\n", n, total, rate)
+			return
+		}
+		const width = 30
+		done := width
+		if total > 0 {
+			done = min(width, n*width/total)
+		}
+		fmt.Fprintf(w, "\r[%s%s] %d/%d %.0f/s", strings.Repeat("#", done), strings.Repeat(".", width-done), n, total, rate)
+		if n >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}
