@@ -52,6 +52,14 @@ func scanEvent(row pgx.Row) (Event, error) {
 	return e, err
 }
 
+func eventID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !event.ValidID(id) {
+		return "", badRequest(http.StatusBadRequest, "%q is not an event id (a UUID)", id)
+	}
+	return id, nil
+}
+
 // fetchEvent reads one event as the caller sees it; not visible is 404.
 func (s *Server) fetchEvent(ctx context.Context, c caller, id string) (Event, error) {
 	var e Event
