@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Stats are the seed's useEventStats counts over a window, plus what an
@@ -23,12 +21,6 @@ type Stats struct {
 // Stats counts rows by status created within the last window.
 func (s *Store) Stats(ctx context.Context, window time.Duration) (Stats, error) {
 	return CountByStatus(ctx, s.pool, window)
-}
-
-// RowQuerier runs a query returning one row: a pool, a connection or a
-// transaction (the monitor counts inside a transaction run as its caller).
-type RowQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // CountByStatus counts, through q, the rows by status created within the

@@ -29,11 +29,14 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 const selectColumns = `id::text, event_type, aggregate_type, aggregate_id,
 	organization_id::text, payload::text, metadata::text, created_at`
 
-func scanEvent(row pgx.Row) (event.Event, error) {
+// scanEvent reads the selectColumns of row, then any columns after them
+// into extra.
+func scanEvent(row pgx.Row, extra ...any) (event.Event, error) {
 	var e event.Event
 	var org *string
 	var created *time.Time
-	if err := row.Scan(&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &org, &e.Payload, &e.Metadata, &created); err != nil {
+	dest := append([]any{&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &org, &e.Payload, &e.Metadata, &created}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return e, err
 	}
 	if org != nil {
