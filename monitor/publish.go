@@ -29,7 +29,7 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	var org any
+	var org string
 	if req.OrganizationID != nil && *req.OrganizationID != "" {
 		if !event.ValidID(*req.OrganizationID) {
 			return 0, nil, badRequest(http.StatusBadRequest, "organization_id %q is not a UUID", *req.OrganizationID)
@@ -38,8 +38,9 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 	}
 	var id string
 	err := s.inTx(r.Context(), c, func(tx pgx.Tx) error {
-		return tx.QueryRow(r.Context(), `SELECT public.publish_event($1, $2, $3, $4::jsonb, $5::jsonb, $6::uuid)::text`,
-			req.EventType, req.AggregateType, req.AggregateID, rawOrNil(req.Payload), rawOrNil(req.Metadata), org).Scan(&id)
+		var err error
+		id, err = outbox.Publish(r.Context(), tx, req.EventType, req.AggregateType, req.AggregateID, rawOrNil(req.Payload), rawOrNil(req.Metadata), org)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err
@@ -47,13 +48,13 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 	return http.StatusCreated, map[string]string{"id": id}, nil
 }
 
-// rawOrNil passes JSON to Postgres as text; absent or null is NULL, which
-// publish_event stores as {}.
-func rawOrNil(m json.RawMessage) any {
+// rawOrNil makes an absent or null payload or metadata nil, which
+// outbox.Publish passes as NULL and publish_event stores as {}.
+func rawOrNil(m json.RawMessage) []byte {
 	if len(m) == 0 || string(m) == "null" {
 		return nil
 	}
-	return string(m)
+	return m
 }
 
 // maxProcessLimit bounds one "process pending" request.
@@ -75,7 +76,9 @@ func (s *Server) processPending(r *http.Request, c caller) (int, any, error) {
 	}
 	var n int
 	err := s.inTx(r.Context(), c, func(tx pgx.Tx) error {
-		return tx.QueryRow(r.Context(), `SELECT public.process_pending_events($1)`, limit).Scan(&n)
+		var err error
+		n, err = outbox.ProcessPending(r.Context(), tx, limit)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err
