@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -47,60 +46,29 @@ func (s *Server) relay(ctx context.Context) relayState {
 	return st
 }
 
-type minuteCounts struct {
-	Minute     string `json:"minute"`
-	Pending    int    `json:"pending"`
-	Processing int    `json:"processing"`
-	Processed  int    `json:"processed"`
-	Failed     int    `json:"failed"`
-}
-
+// statsResponse is useEventStats: counts by status of the last 24 hours, per
+// minute for the last hour, and the relay's state.
 type statsResponse struct {
-	Pending    int            `json:"pending"`
-	Processing int            `json:"processing"`
-	Processed  int            `json:"processed"`
-	Failed     int            `json:"failed"`
-	Total      int            `json:"total"`
-	PerMinute  []minuteCounts `json:"per_minute"`
-	Relay      relayState     `json:"relay"`
+	Pending    int                   `json:"pending"`
+	Processing int                   `json:"processing"`
+	Processed  int                   `json:"processed"`
+	Failed     int                   `json:"failed"`
+	Total      int                   `json:"total"`
+	PerMinute  []outbox.MinuteCounts `json:"per_minute"`
+	Relay      relayState            `json:"relay"`
 }
-
-// countsSQL is useEventStats: counts by status of the last 24 hours.
-// perMinuteSQL counts events by minute of created_at and status over the
-// last 60 minutes, the current one included, every minute present.
-const perMinuteSQL = `SELECT m.minute,
-	count(e.id) FILTER (WHERE e.status = 'pending'),
-	count(e.id) FILTER (WHERE e.status = 'processing'),
-	count(e.id) FILTER (WHERE e.status = 'processed'),
-	count(e.id) FILTER (WHERE e.status = 'failed')
-FROM generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS m(minute)
-LEFT JOIN public.event_bus e ON e.created_at >= m.minute AND e.created_at < m.minute + interval '1 minute'
-GROUP BY m.minute ORDER BY m.minute`
 
 func (s *Server) stats(r *http.Request, c caller) (int, any, error) {
 	ctx := r.Context()
-	resp := statsResponse{PerMinute: make([]minuteCounts, 0, 60)}
+	var resp statsResponse
 	err := s.inTx(ctx, c, func(tx pgx.Tx) error {
 		st, err := outbox.CountByStatus(ctx, tx, 24*time.Hour)
 		if err != nil {
 			return err
 		}
 		resp.Pending, resp.Processing, resp.Processed, resp.Failed, resp.Total = st.Pending, st.Processing, st.Processed, st.Failed, st.Total
-		rows, err := tx.Query(ctx, perMinuteSQL)
-		if err != nil {
-			return fmt.Errorf("count events per minute: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var m minuteCounts
-			var minute time.Time
-			if err := rows.Scan(&minute, &m.Pending, &m.Processing, &m.Processed, &m.Failed); err != nil {
-				return fmt.Errorf("count events per minute: %w", err)
-			}
-			m.Minute = minute.UTC().Format(time.RFC3339)
-			resp.PerMinute = append(resp.PerMinute, m)
-		}
-		return rows.Err()
+		resp.PerMinute, err = outbox.CountPerMinute(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err

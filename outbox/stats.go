@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Stats are the seed's useEventStats counts over a window, plus what an
@@ -68,4 +70,43 @@ func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+// MinuteCounts are the events created in one minute, by status. Its JSON is
+// the monitor's per_minute entry as it has always been: Minute is a whole
+// minute in UTC, which encoding/json writes as RFC 3339 ("...T15:04:00Z").
+type MinuteCounts struct {
+	Minute     time.Time `json:"minute"`
+	Pending    int       `json:"pending"`
+	Processing int       `json:"processing"`
+	Processed  int       `json:"processed"`
+	Failed     int       `json:"failed"`
+}
+
+// perMinuteSQL counts events by minute of created_at and status over the
+// last 60 minutes, the current one included, every minute present.
+const perMinuteSQL = `SELECT m.minute,
+	count(e.id) FILTER (WHERE e.status = 'pending'),
+	count(e.id) FILTER (WHERE e.status = 'processing'),
+	count(e.id) FILTER (WHERE e.status = 'processed'),
+	count(e.id) FILTER (WHERE e.status = 'failed')
+FROM generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS m(minute)
+LEFT JOIN public.event_bus e ON e.created_at >= m.minute AND e.created_at < m.minute + interval '1 minute'
+GROUP BY m.minute ORDER BY m.minute`
+
+// CountPerMinute counts, through q, the events created in each minute of the
+// last hour by status: 60 entries, oldest first, the current minute last.
+func CountPerMinute(ctx context.Context, q Querier) ([]MinuteCounts, error) {
+	rows, err := q.Query(ctx, perMinuteSQL)
+	if err != nil {
+		return nil, fmt.Errorf("count events per minute: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (MinuteCounts, error) {
+		var m MinuteCounts
+		if err := r.Scan(&m.Minute, &m.Pending, &m.Processing, &m.Processed, &m.Failed); err != nil {
+			return m, fmt.Errorf("count events per minute: %w", err)
+		}
+		m.Minute = m.Minute.UTC()
+		return m, nil
+	})
 }
