@@ -23,6 +23,10 @@
 // organization's events are invisible to every endpoint (404 on get and
 // replay, absent from lists and counts).
 //
+// The SQL is outbox's: the monitor turns a request into an outbox.Filter or
+// a call of an outbox function, runs it in the caller's transaction, and
+// shapes the answer.
+//
 // The page and its assets are public (they hold no data); it asks for a token
 // and sends it with every API call.
 package monitor

@@ -180,8 +180,8 @@ func scanStored(row pgx.Row) (StoredEvent, error) {
 }
 
 // ListEvents returns through q the events matching f, with their delivery
-// columns, in f's order. q is the monitor's transaction as its caller, so
-// row level security decides which rows there are.
+// columns, in f's order. q is usually the monitor's transaction as its
+// caller, so row level security decides which rows there are.
 func ListEvents(ctx context.Context, q Querier, f Filter) ([]StoredEvent, error) {
 	sql, args := f.query(storedColumns)
 	rows, err := q.Query(ctx, sql, args...)

@@ -1,8 +1,3 @@
-// Package outbox owns every SQL statement on public.event_bus and its
-// sibling tables (eventbus_slot_state): the backfill scan, the status writes
-// of the relay (processed, retry_count, failed), redrive, the monitor's
-// listings and counts, publishing through publish_event, and pruning. Other
-// packages call these functions; none of them writes event_bus SQL of its own.
 package outbox
 
 import (
