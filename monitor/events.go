@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,9 +13,15 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/outbox"
 )
 
-// Event is an event_bus row as the API shows it.
+// Event is an event_bus row as the API shows it: outbox.StoredEvent in the
+// JSON it has always had. The monitor keeps a type of its own for it, with
+// the conversion in apiEvent, rather than JSON tags on the outbox type,
+// because event.Event (which StoredEvent embeds) holds payload and metadata
+// as bytes, which encoding/json would write as base64, and a NULL
+// organization as "" where the API writes null.
 type Event struct {
 	ID             string          `json:"id"`
 	EventType      string          `json:"event_type"`
@@ -32,38 +37,51 @@ type Event struct {
 	ErrorMessage   *string         `json:"error_message"`
 }
 
-// eventColumns are the columns scanEvent reads, in its order. NULLs of
-// columns the seed left nullable read as their defaults.
-const eventColumns = `id::text, event_type, aggregate_type, aggregate_id, organization_id::text,
-	coalesce(payload, '{}')::text, coalesce(metadata, '{}')::text, coalesce(status, 'pending'),
-	created_at, processed_at, coalesce(retry_count, 0), error_message`
-
-func scanEvent(row pgx.Row) (Event, error) {
-	var e Event
-	var payload, metadata string
-	err := row.Scan(&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &e.OrganizationID,
-		&payload, &metadata, &e.Status, &e.CreatedAt, &e.ProcessedAt, &e.RetryCount, &e.ErrorMessage)
-	e.Payload, e.Metadata = json.RawMessage(payload), json.RawMessage(metadata)
-	e.CreatedAt = e.CreatedAt.UTC()
-	if e.ProcessedAt != nil {
-		at := e.ProcessedAt.UTC()
+// apiEvent converts a stored row: a NULL payload or metadata shows as {},
+// times in UTC.
+func apiEvent(s outbox.StoredEvent) Event {
+	e := Event{
+		ID: s.ID, EventType: s.EventType, AggregateType: s.AggregateType, AggregateID: s.AggregateID,
+		Payload: orEmptyObject(s.Payload), Metadata: orEmptyObject(s.Metadata), Status: s.Status,
+		CreatedAt: s.CreatedAt.UTC(), RetryCount: s.RetryCount, ErrorMessage: s.ErrorMessage,
+	}
+	if s.OrganizationID != "" {
+		e.OrganizationID = &s.OrganizationID
+	}
+	if s.ProcessedAt != nil {
+		at := s.ProcessedAt.UTC()
 		e.ProcessedAt = &at
 	}
-	return e, err
+	return e
+}
+
+func orEmptyObject(b []byte) json.RawMessage {
+	if b == nil {
+		return json.RawMessage("{}")
+	}
+	return b
+}
+
+func eventID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !event.ValidID(id) {
+		return "", badRequest(http.StatusBadRequest, "%q is not an event id (a UUID)", id)
+	}
+	return id, nil
 }
 
 // fetchEvent reads one event as the caller sees it; not visible is 404.
 func (s *Server) fetchEvent(ctx context.Context, c caller, id string) (Event, error) {
-	var e Event
+	var stored outbox.StoredEvent
 	err := s.inTx(ctx, c, func(tx pgx.Tx) error {
 		var err error
-		e, err = scanEvent(tx.QueryRow(ctx, `SELECT `+eventColumns+` FROM public.event_bus WHERE id = $1::uuid`, id))
+		stored, err = outbox.GetEvent(ctx, tx, id)
 		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return e, badRequest(http.StatusNotFound, "event %s not found", id)
+	if errors.Is(err, outbox.ErrNotFound) {
+		return Event{}, badRequest(http.StatusNotFound, "event %s not found", id)
 	}
-	return e, err
+	return apiEvent(stored), err
 }
 
 func (s *Server) getEvent(r *http.Request, c caller) (int, any, error) {
@@ -84,58 +102,48 @@ const (
 	maxLimit     = 500
 )
 
-// listQuery is a parsed GET /api/events request.
-type listQuery struct {
-	where []string
-	args  []any
-	limit int
-}
-
-func (q *listQuery) add(cond string, arg any) {
-	q.args = append(q.args, arg)
-	q.where = append(q.where, fmt.Sprintf(cond, len(q.args)))
-}
-
-// parseList validates the query string of GET /api/events.
-func parseList(v map[string][]string) (listQuery, error) {
-	q := listQuery{limit: defaultLimit}
+// parseList validates the query string of GET /api/events and returns the
+// filter of the page it asks for.
+func parseList(v map[string][]string) (outbox.Filter, error) {
+	f := outbox.Filter{NewestFirst: true, Limit: defaultLimit}
 	get := func(name string) string {
 		if vs := v[name]; len(vs) > 0 {
 			return strings.TrimSpace(vs[0])
 		}
 		return ""
 	}
-	bad := func(format string, args ...any) (listQuery, error) {
-		return q, badRequest(http.StatusBadRequest, format, args...)
+	bad := func(format string, args ...any) (outbox.Filter, error) {
+		return f, badRequest(http.StatusBadRequest, format, args...)
 	}
 	if st := get("status"); st != "" {
 		if !event.ValidStatus(st) {
 			return bad("status %q: want pending, processing, processed or failed", st)
 		}
-		q.add("status = $%d", st)
+		f.Statuses = []string{st}
 	}
 	if et := get("event_type"); et != "" {
-		q.add("event_type = $%d", et)
+		f.EventTypes = []string{et}
 	}
 	if at := get("aggregate_type"); at != "" {
-		q.add("aggregate_type = $%d", at)
+		f.AggregateTypes = []string{at}
 	}
-	if id := get("aggregate_id"); id != "" {
-		q.add("starts_with(aggregate_id, $%d)", id)
-	}
+	f.AggregateIDPrefix = get("aggregate_id")
 	if org := get("organization_id"); org != "" {
 		if !event.ValidID(org) {
 			return bad("organization_id %q is not a UUID", org)
 		}
-		q.add("organization_id = $%d::uuid", org)
+		f.OrganizationID = org
 	}
-	for _, p := range []struct{ name, cond string }{{"since", "created_at >= $%d"}, {"until", "created_at < $%d"}} {
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if raw := get(p.name); raw != "" {
 			t, err := time.Parse(time.RFC3339Nano, raw)
 			if err != nil {
 				return bad("%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", p.name, raw)
 			}
-			q.add(p.cond, t)
+			*p.t = t
 		}
 	}
 	if raw := get("limit"); raw != "" {
@@ -143,17 +151,16 @@ func parseList(v map[string][]string) (listQuery, error) {
 		if err != nil || n < 1 || n > maxLimit {
 			return bad("limit %q: want a whole number from 1 to %d", raw, maxLimit)
 		}
-		q.limit = n
+		f.Limit = n
 	}
 	if raw := get("cursor"); raw != "" {
-		at, id, err := decodeCursor(raw)
+		before, err := decodeCursor(raw)
 		if err != nil {
 			return bad("cursor %q is not a cursor this API returned (next_cursor)", raw)
 		}
-		q.args = append(q.args, at, id)
-		q.where = append(q.where, fmt.Sprintf("(created_at, id) < ($%d, $%d::uuid)", len(q.args)-1, len(q.args)))
+		f.Before = &before
 	}
-	return q, nil
+	return f, nil
 }
 
 // A cursor is the (created_at, id) of the last event of a page, opaque to
@@ -162,17 +169,17 @@ func encodeCursor(e Event) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(e.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + e.ID))
 }
 
-func decodeCursor(s string) (time.Time, string, error) {
+func decodeCursor(s string) (outbox.Position, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return time.Time{}, "", err
+		return outbox.Position{}, err
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
 	if !ok || !event.ValidID(id) {
-		return time.Time{}, "", errors.New("malformed cursor")
+		return outbox.Position{}, errors.New("malformed cursor")
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
-	return t, id, err
+	return outbox.Position{CreatedAt: t, ID: id}, err
 }
 
 type listResponse struct {
@@ -183,37 +190,27 @@ type listResponse struct {
 // listEvents is useEvents: newest first, by keyset on (created_at, id), which
 // the index event_bus_created_at_idx serves without scanning skipped rows.
 func (s *Server) listEvents(r *http.Request, c caller) (int, any, error) {
-	q, err := parseList(r.URL.Query())
+	f, err := parseList(r.URL.Query())
 	if err != nil {
 		return 0, nil, err
 	}
-	sql := `SELECT ` + eventColumns + ` FROM public.event_bus`
-	if len(q.where) > 0 {
-		sql += ` WHERE ` + strings.Join(q.where, " AND ")
-	}
-	sql += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, q.limit+1)
-	resp := listResponse{Events: make([]Event, 0, q.limit)}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	var stored []outbox.StoredEvent
 	err = s.inTx(r.Context(), c, func(tx pgx.Tx) error {
-		rows, err := tx.Query(r.Context(), sql, q.args...)
-		if err != nil {
-			return fmt.Errorf("read events: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEvent(rows)
-			if err != nil {
-				return fmt.Errorf("read events: %w", err)
-			}
-			resp.Events = append(resp.Events, e)
-		}
-		return rows.Err()
+		var err error
+		stored, err = outbox.ListEvents(r.Context(), tx, f)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err
 	}
-	if len(resp.Events) > q.limit {
-		resp.Events = resp.Events[:q.limit]
-		next := encodeCursor(resp.Events[q.limit-1])
+	resp := listResponse{Events: make([]Event, 0, limit)}
+	for _, e := range stored[:min(len(stored), limit)] {
+		resp.Events = append(resp.Events, apiEvent(e))
+	}
+	if len(stored) > limit {
+		next := encodeCursor(resp.Events[limit-1])
 		resp.NextCursor = &next
 	}
 	return http.StatusOK, resp, nil

@@ -15,18 +15,20 @@ const backlogSQL = `SELECT
   greatest(coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM public.event_bus WHERE status = 'pending')), 0), 0)::float8,
   (SELECT count(*) FROM public.event_bus WHERE status = 'failed')::float8`
 
-// Backlog is what is left to deliver, for the relay's gauges (hence float64).
+// Backlog is what waits in event_bus, for the relay's gauges (hence
+// float64): rows pending and failed, of any age, and how long the oldest
+// pending row has waited.
 type Backlog struct {
-	Pending          float64 // rows pending
-	OldestPendingAge float64 // seconds since the oldest pending row was created; 0 when none
-	Failed           float64 // rows failed
+	Pending          float64
+	OldestPendingAge float64 // seconds; 0 when nothing is pending
+	Failed           float64
 }
 
-// Backlog reads the backlog of event_bus.
+// Backlog reads the backlog.
 func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	var b Backlog
 	if err := s.pool.QueryRow(ctx, backlogSQL).Scan(&b.Pending, &b.OldestPendingAge, &b.Failed); err != nil {
-		return b, fmt.Errorf("read the event_bus backlog: %w", err)
+		return Backlog{}, fmt.Errorf("read the backlog: %w", err)
 	}
 	return b, nil
 }

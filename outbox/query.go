@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,8 +12,24 @@ import (
 	"github.com/eventbus/eventbus/event"
 )
 
-// Filter selects events for replay. Zero fields do not filter; several values
-// of one field match any of them.
+// RowQuerier runs a query returning one row: a pool, a connection or a
+// transaction (the monitor counts inside a transaction run as its caller).
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Querier runs queries: *pgxpool.Pool, *pgx.Conn and pgx.Tx are Queriers.
+// The functions that take one run on the caller's connection or transaction,
+// so that the monitor's reads and writes happen as its caller, under row
+// level security; the Store's methods run on its pool.
+type Querier interface {
+	RowQuerier
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Filter selects events: for replay (Scan, Count) and for the monitor's list
+// (ListEvents). Zero fields do not filter; several values of one field match
+// any of them.
 type Filter struct {
 	Since          time.Time // created_at >= Since
 	Until          time.Time // created_at < Until
@@ -20,6 +37,26 @@ type Filter struct {
 	AggregateTypes []string
 	Statuses       []string
 	IDs            []string
+	// AggregateIDPrefix matches the aggregate ids that start with it.
+	AggregateIDPrefix string
+	OrganizationID    string
+	// Before keeps the events before it in newest-first order,
+	// (created_at, id) < (Before.CreatedAt, Before.ID): a keyset cursor,
+	// which the index on created_at serves without reading skipped rows.
+	Before *Position
+
+	// NewestFirst orders by created_at, then id, descending; otherwise
+	// both ascend.
+	NewestFirst bool
+	// Limit bounds how many events Scan and ListEvents return; 0 is no
+	// bound. Count counts every match, whatever Limit and the order.
+	Limit int
+}
+
+// Position is where an event stands in created_at, id order.
+type Position struct {
+	CreatedAt time.Time
+	ID        string
 }
 
 // where renders the filter as a WHERE clause with numbered arguments.
@@ -48,17 +85,43 @@ func (f Filter) where() (string, []any) {
 	if len(f.IDs) > 0 {
 		add("id = ANY($%d::uuid[])", f.IDs)
 	}
+	if f.AggregateIDPrefix != "" {
+		add("starts_with(aggregate_id, $%d)", f.AggregateIDPrefix)
+	}
+	if f.OrganizationID != "" {
+		add("organization_id = $%d::uuid", f.OrganizationID)
+	}
+	if f.Before != nil {
+		args = append(args, f.Before.CreatedAt, f.Before.ID)
+		conds = append(conds, fmt.Sprintf("(created_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// Scan calls fn for each event matching f, in created_at order, streaming
-// rows from the server.
-func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) (int, error) {
+// query renders the SELECT of columns from the events matching f, in f's
+// order, at most f.Limit of them.
+func (f Filter) query(columns string) (string, []any) {
 	where, args := f.where()
-	rows, err := s.pool.Query(ctx, `SELECT `+selectColumns+` FROM public.event_bus`+where+` ORDER BY created_at, id`, args...)
+	sql := `SELECT ` + columns + ` FROM public.event_bus` + where
+	if f.NewestFirst {
+		sql += ` ORDER BY created_at DESC, id DESC`
+	} else {
+		sql += ` ORDER BY created_at, id`
+	}
+	if f.Limit > 0 {
+		sql += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	return sql, args
+}
+
+// Scan calls fn for each event matching f, in f's order (created_at order
+// unless NewestFirst), streaming rows from the server.
+func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) (int, error) {
+	sql, args := f.query(selectColumns)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("read events: %w", err)
 	}
@@ -90,87 +153,61 @@ func (s *Store) Count(ctx context.Context, f Filter) (int, error) {
 	return n, nil
 }
 
-// Stats are the seed's useEventStats counts over a window, plus what an
-// operator looks at next.
-type Stats struct {
-	Pending    int `json:"pending"`
-	Processing int `json:"processing"`
-	Processed  int `json:"processed"`
-	Failed     int `json:"failed"`
-	Total      int `json:"total"`
-	// OldestPending is the created_at of the oldest pending row (any age); nil when none.
-	OldestPending *time.Time `json:"oldest_pending,omitempty"`
+// StoredEvent is an event_bus row with what its delivery wrote to it: the
+// row as the monitor shows it. Its Status is the row's status now
+// ("pending" when NULL), not as inserted.
+//
+// It has no JSON form of its own: the monitor's API type converts it,
+// because event.Event has none either (Payload as []byte would encode as
+// base64, a NULL organization as "") and the API's JSON stays as it was.
+type StoredEvent struct {
+	event.Event
+	ProcessedAt  *time.Time // nil until processed
+	RetryCount   int        // failed delivery attempts (0 when NULL)
+	ErrorMessage *string    // the last attempt's error; nil when none
 }
 
-// Stats counts rows by status created within the last window.
-func (s *Store) Stats(ctx context.Context, window time.Duration) (Stats, error) {
-	return CountByStatus(ctx, s.pool, window)
+// storedColumns are selectColumns and the delivery columns, in scanStored's order.
+const storedColumns = selectColumns + `,
+	coalesce(status, 'pending'), processed_at, coalesce(retry_count, 0), error_message`
+
+func scanStored(row pgx.Row) (StoredEvent, error) {
+	var s StoredEvent
+	var status string
+	e, err := scanEvent(row, &status, &s.ProcessedAt, &s.RetryCount, &s.ErrorMessage)
+	s.Event, s.Status = e, status
+	return s, err
 }
 
-// RowQuerier runs a query returning one row: a pool, a connection or a
-// transaction (the monitor counts inside a transaction run as its caller).
-type RowQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// CountByStatus counts, through q, the rows by status created within the
-// last window, and finds the oldest pending row.
-func CountByStatus(ctx context.Context, q RowQuerier, window time.Duration) (Stats, error) {
-	var st Stats
-	err := q.QueryRow(ctx, `SELECT
-		count(*) FILTER (WHERE status = 'pending'),
-		count(*) FILTER (WHERE status = 'processing'),
-		count(*) FILTER (WHERE status = 'processed'),
-		count(*) FILTER (WHERE status = 'failed'),
-		count(*),
-		(SELECT min(created_at) FROM public.event_bus WHERE status = 'pending')
-		FROM public.event_bus WHERE created_at >= now() - make_interval(secs => $1)`, window.Seconds()).
-		Scan(&st.Pending, &st.Processing, &st.Processed, &st.Failed, &st.Total, &st.OldestPending)
+// ListEvents returns through q the events matching f, with their delivery
+// columns, in f's order. q is usually the monitor's transaction as its
+// caller, so row level security decides which rows there are.
+func ListEvents(ctx context.Context, q Querier, f Filter) ([]StoredEvent, error) {
+	sql, args := f.query(storedColumns)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return st, fmt.Errorf("count events: %w", err)
+		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return st, nil
-}
-
-// Failure is a failed event with its last error.
-type Failure struct {
-	ID           string    `json:"id"`
-	EventType    string    `json:"event_type"`
-	RetryCount   int       `json:"retry_count"`
-	ErrorMessage string    `json:"error_message"`
-	CreatedAt    time.Time `json:"created_at"`
-}
-
-// RecentFailures returns up to limit failed events, newest first.
-func (s *Store) RecentFailures(ctx context.Context, limit int) ([]Failure, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text, event_type, coalesce(retry_count, 0), coalesce(error_message, ''), created_at
-		FROM public.event_bus WHERE status = 'failed' ORDER BY created_at DESC LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read failed events: %w", err)
-	}
-	defer rows.Close()
-	var out []Failure
-	for rows.Next() {
-		var f Failure
-		if err := rows.Scan(&f.ID, &f.EventType, &f.RetryCount, &f.ErrorMessage, &f.CreatedAt); err != nil {
-			return nil, fmt.Errorf("read failed events: %w", err)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredEvent, error) {
+		e, err := scanStored(r)
+		if err != nil {
+			return e, fmt.Errorf("read events: %w", err)
 		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+		return e, nil
+	})
 }
 
-// Publish calls publish_event and returns the new event's id.
-func (s *Store) Publish(ctx context.Context, eventType, aggregateType, aggregateID string, payload, metadata []byte, organizationID string) (string, error) {
-	var org any
-	if organizationID != "" {
-		org = organizationID
+// ErrNotFound means there is no event of the id asked for, or none that
+// the caller may see.
+var ErrNotFound = errors.New("event not found")
+
+// GetEvent reads through q the event of id (a UUID), with its delivery
+// columns. Its errors other than ErrNotFound are the database's, unwrapped,
+// as the monitor has always shown them.
+func GetEvent(ctx context.Context, q RowQuerier, id string) (StoredEvent, error) {
+	e, err := scanStored(q.QueryRow(ctx, `SELECT `+storedColumns+` FROM public.event_bus WHERE id = $1::uuid`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, ErrNotFound
 	}
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT public.publish_event($1, $2, $3, $4::jsonb, $5::jsonb, $6::uuid)::text`,
-		eventType, aggregateType, aggregateID, string(payload), string(metadata), org).Scan(&id)
-	if err != nil {
-		return "", fmt.Errorf("publish_event: %w", err)
-	}
-	return id, nil
+	return e, err
 }

@@ -1,8 +1,3 @@
-// Package outbox owns every SQL statement on public.event_bus and its
-// sibling tables (eventbus_slot_state): the backfill scan, the status writes
-// of the relay (processed, retry_count, failed), redrive, the monitor's
-// listings and counts, publishing through publish_event, and pruning. Other
-// packages call these functions; none of them writes event_bus SQL of its own.
 package outbox
 
 import (
@@ -29,11 +24,14 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 const selectColumns = `id::text, event_type, aggregate_type, aggregate_id,
 	organization_id::text, payload::text, metadata::text, created_at`
 
-func scanEvent(row pgx.Row) (event.Event, error) {
+// scanEvent reads the selectColumns of row, then any columns after them
+// into extra.
+func scanEvent(row pgx.Row, extra ...any) (event.Event, error) {
 	var e event.Event
 	var org *string
 	var created *time.Time
-	if err := row.Scan(&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &org, &e.Payload, &e.Metadata, &created); err != nil {
+	dest := append([]any{&e.ID, &e.EventType, &e.AggregateType, &e.AggregateID, &org, &e.Payload, &e.Metadata, &created}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return e, err
 	}
 	if org != nil {

@@ -1,0 +1,137 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventbus/eventbus/httpserver"
+	"github.com/eventbus/eventbus/publisher"
+)
+
+// Options configure the monitor.
+type Options struct {
+	// Pool is the relay's database pool.
+	Pool *pgxpool.Pool
+	// Publisher republishes events for replay; nil answers replay with 503.
+	Publisher *publisher.Publisher
+	// AdminToken and JWTSecret are the two ways in; with neither, the API
+	// answers 403.
+	AdminToken string
+	JWTSecret  string
+	// Slot is the relay's replication slot, for /api/stats.
+	Slot string
+	// Ready reports whether this relay streams with NATS connected; nil is never.
+	Ready func() bool
+	Log   *slog.Logger
+}
+
+// Server serves the monitor's API and page.
+type Server struct {
+	opts         Options
+	tokenMatches func(string) bool
+	mux          *http.ServeMux
+}
+
+// maxBody bounds request bodies.
+const maxBody = 1 << 20
+
+// requestTimeout bounds the work of one API request.
+const requestTimeout = 15 * time.Second
+
+// New returns the monitor's handler.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Ready == nil {
+		opts.Ready = func() bool { return false }
+	}
+	s := &Server{opts: opts, tokenMatches: httpserver.TokenMatcher(opts.AdminToken), mux: http.NewServeMux()}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/events", s.handle(s.listEvents))
+	api.HandleFunc("POST /api/events", s.handle(s.publishEvent))
+	api.HandleFunc("GET /api/events/{id}", s.handle(s.getEvent))
+	api.HandleFunc("POST /api/events/process", s.handle(s.processPending))
+	api.HandleFunc("POST /api/events/{id}/replay", s.handle(s.replayEvent))
+	api.HandleFunc("GET /api/stats", s.handle(s.stats))
+	api.HandleFunc("/api/", s.handle(func(r *http.Request, _ caller) (int, any, error) {
+		return 0, nil, badRequest(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	}))
+	s.mux.Handle("/api/", s.requireAdmin(api))
+	s.mountWeb()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type callerKey struct{}
+
+// requireAdmin lets through admins only, with their caller in the context.
+func (s *Server) requireAdmin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.AdminToken == "" && s.opts.JWTSecret == "" {
+			writeError(w, http.StatusForbidden, "the API is disabled: set EVENTBUS_ADMIN_TOKEN or EVENTBUS_JWT_SECRET")
+			return
+		}
+		c, err := s.authenticate(r.Context(), r)
+		var ae *authError
+		switch {
+		case errors.As(err, &ae):
+			if ae.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="eventbus"`)
+			}
+			writeError(w, ae.status, ae.msg)
+			return
+		case err != nil:
+			s.opts.Log.Error("monitor: authenticate", "err", err)
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	})
+}
+
+// handle adapts an endpoint that returns (status, body, error) to an
+// http.HandlerFunc: errors become JSON with a status chosen by their kind.
+func (s *Server) handle(fn func(*http.Request, caller) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		c, _ := r.Context().Value(callerKey{}).(caller)
+		status, body, err := fn(r, c)
+		if err != nil {
+			status, msg := s.classify(r, err)
+			writeError(w, status, msg)
+			return
+		}
+		writeJSON(w, status, body)
+	}
+}
+
+// classify maps an endpoint's error to a status and a message.
+func (s *Server) classify(r *http.Request, err error) (int, string) {
+	var ie *inputError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &ie):
+		return ie.status, ie.msg
+	case errors.As(err, &pgErr) && pgErr.Code == "22023":
+		return http.StatusBadRequest, pgErr.Message
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return http.StatusForbidden, pgErr.Message
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "the request took too long (database or NATS slow or unreachable); try again"
+	}
+	s.opts.Log.Error("monitor: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	return http.StatusInternalServerError, err.Error()
+}
