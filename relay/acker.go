@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -36,7 +37,7 @@ type acker struct {
 	store         *outbox.Store
 	tr            *tracker
 	failures      *failures
-	m             *Metrics
+	m             *metrics.Relay
 	log           *slog.Logger
 	flushInterval time.Duration
 }
@@ -97,7 +98,7 @@ func (a *acker) markBatch(ctx context.Context, batch []inflight) error {
 	}
 	started := time.Now()
 	err := a.store.MarkProcessed(ctx, marks)
-	a.m.statusWrite.Observe(time.Since(started).Seconds())
+	a.m.StatusWritten(time.Since(started))
 	if err != nil {
 		if !errors.Is(err, outbox.ErrInvisible) {
 			return fmt.Errorf("%w; those events will be published again", err)
@@ -106,7 +107,7 @@ func (a *acker) markBatch(ctx context.Context, batch []inflight) error {
 		a.log.Warn("acked events not found in event_bus; were they deleted?", "err", err)
 	}
 	for _, f := range batch {
-		a.m.published.WithLabelValues(a.m.eventType(f.ev.EventType)).Inc()
+		a.m.Published(f.ev.EventType)
 		a.tr.done(f.txn)
 	}
 	return nil
@@ -158,7 +159,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			a.tr.done(f.txn)
 			continue
 		}
-		a.m.inflight.Dec()
+		a.m.Unsent()
 		for {
 			ticked, err := f.ack.WaitOrTick(ctx, deadline)
 			if ticked {
@@ -167,7 +168,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			}
 			switch {
 			case err == nil:
-				a.m.acked(f, time.Now())
+				a.m.Acked(f.sent, f.committed, time.Now())
 				batch = append(batch, f)
 				if len(batch) == 1 {
 					timer.Reset(a.flushInterval)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -49,7 +50,7 @@ type dispatcher struct {
 	store    *outbox.Store
 	tr       *tracker
 	failures *failures
-	m        *Metrics
+	m        *metrics.Relay
 	log      *slog.Logger
 
 	acks      chan<- inflight
@@ -70,7 +71,7 @@ type dispatcher struct {
 // record, whatever JetStream's duplicate window has forgotten meanwhile.
 func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
 	if backfill != nil {
-		defer d.m.backfilling.Set(0)
+		defer d.m.Backfilling(false)
 		if err := d.backfill(ctx, backfill, slot); err != nil {
 			return err
 		}
@@ -134,7 +135,7 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			return fmt.Errorf("replication stream: insert outside a transaction")
 		}
 		if skip[c.Event.ID] {
-			d.m.skipped.Inc()
+			d.m.CatchUpSkipped()
 			return nil
 		}
 		if st := c.Event.Status; st != "" && st != event.StatusPending {
@@ -183,10 +184,10 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 // backfill is recorded as done.
 func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) error {
 	started := time.Now()
-	d.m.backfilling.Set(1)
+	d.m.Backfilling(true)
 	x := d.tr.begin(time.Time{})
 	n, err := outbox.ScanPending(ctx, tx, func(e event.Event) error {
-		d.m.backfilled.Inc()
+		d.m.Backfilled()
 		return d.publish(ctx, x, &e, time.Time{})
 	})
 	if err != nil {
@@ -196,7 +197,7 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 		return fmt.Errorf("backfill: %w", err)
 	}
 	x.onDone = func() {
-		d.m.backfilling.Set(0)
+		d.m.Backfilling(false)
 		doneCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := d.store.SetBackfillDone(doneCtx, slot.Name, true); err != nil {
@@ -230,7 +231,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 			// an acker that has quit (session failed) is not waited for.
 			select {
 			case d.acks <- inflight{ev: e, txn: x, ack: ack, sent: sent, committed: committed, xid: xid}:
-				d.m.inflight.Inc()
+				d.m.Sent()
 				return nil
 			case <-d.ackerDone:
 				return errAckerGone
@@ -262,7 +263,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 type failures struct {
 	store      *outbox.Store
 	maxRetries int
-	m          *Metrics
+	m          *metrics.Relay
 	log        *slog.Logger
 }
 
@@ -283,9 +284,9 @@ func (f *failures) record(ctx context.Context, e *event.Event, cause error) (fai
 	if err != nil {
 		return false, err
 	}
-	f.m.retried.WithLabelValues(f.m.eventType(e.EventType)).Inc()
+	f.m.AttemptFailed(e.EventType)
 	if failed {
-		f.m.failed.WithLabelValues(f.m.eventType(e.EventType)).Inc()
+		f.m.Failed(e.EventType)
 		f.log.Warn("event failed", "id", e.ID, "event_type", e.EventType, "err", cause)
 	} else {
 		f.log.Debug("event rejected; will retry", "id", e.ID, "err", cause)

@@ -18,8 +18,8 @@ One file a job:
 	               owner (runServices); each defined by the package that owns
 	               what it works on (cdc.Heartbeat, outbox.RedriveSweep, ...)
 	slot.go        slot reset and drop, with the backfill record they need
-	metrics.go     what the stages observe, and the gauges read at scrape time
-	               from their owners (cdc.InspectSlot, outbox.Store.Backlog)
+
+What the stages observe goes to package metrics.
 
 # One session
 

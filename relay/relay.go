@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/schema"
@@ -41,7 +42,7 @@ type Options struct {
 	// sweep; see Service.
 	Services []Service
 	Log      *slog.Logger
-	Metrics  *Metrics
+	Metrics  *metrics.Relay
 }
 
 // Relay streams event_bus inserts to JetStream until its context ends.
@@ -51,7 +52,7 @@ type Relay struct {
 	store *outbox.Store
 	pub   *publisher.Publisher
 	log   *slog.Logger
-	m     *Metrics
+	m     *metrics.Relay
 
 	streaming atomic.Bool
 }
@@ -65,7 +66,7 @@ func New(opts Options, pool *pgxpool.Pool, store *outbox.Store, pub *publisher.P
 	}
 	opts.Source.Log = opts.Log
 	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics(nil)
+		opts.Metrics = metrics.NewRelay(nil)
 	}
 	if opts.PublishWindow <= 0 {
 		opts.PublishWindow = 1024
@@ -77,7 +78,7 @@ func New(opts Options, pool *pgxpool.Pool, store *outbox.Store, pub *publisher.P
 		opts.ShutdownTimeout = 15 * time.Second
 	}
 	r := &Relay{opts: opts, pool: pool, store: store, pub: pub, log: opts.Log, m: opts.Metrics}
-	r.m.observeDatabase(pool, opts.Source.Slot, store, r.Ready)
+	r.m.ObserveDatabase(pool, opts.Source.Slot, store, r.Ready)
 	return r
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpserver"
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/monitor"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
@@ -74,7 +75,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		RedriveAfter:      cfg.RedriveAfter,
 		Services:          services,
 		Log:               log,
-		Metrics:           relay.NewMetrics(reg),
+		Metrics:           metrics.NewRelay(reg),
 	}, pool, store, pub)
 
 	stopHTTP, err := serveHTTP(cfg, reg, r.Ready, pool, pub, log)

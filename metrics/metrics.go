@@ -1,4 +1,10 @@
-package relay
+// Package metrics is what eventbus exports to Prometheus: the relay's
+// counters and histograms, which its stages observe through the methods
+// below (they never touch a Prometheus type), and the gauges read at scrape
+// time from the owners of the data (cdc.InspectSlot for the slot,
+// outbox.Store.Backlog for event_bus), cached so that one scrape, or several
+// Prometheus servers, cost one query.
+package metrics
 
 import (
 	"context"
@@ -16,8 +22,9 @@ import (
 // user data, and each value is a time series. Types past the cap count as "other".
 const maxEventTypeLabels = 200
 
-// Metrics are the relay's Prometheus metrics.
-type Metrics struct {
+// Relay holds the relay's metrics. A nil registerer (NewRelay(nil)) keeps
+// them unregistered, for tests and tools.
+type Relay struct {
 	reg         prometheus.Registerer
 	published   *prometheus.CounterVec
 	failed      *prometheus.CounterVec
@@ -34,9 +41,9 @@ type Metrics struct {
 	types map[string]struct{}
 }
 
-// NewMetrics creates the metrics and registers them with reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+// NewRelay creates the relay's metrics and registers them with reg (nil: not registered).
+func NewRelay(reg prometheus.Registerer) *Relay {
+	m := &Relay{
 		reg: reg,
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventbus_events_published_total",
@@ -100,7 +107,7 @@ var (
 	publishBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 )
 
-func (m *Metrics) eventType(t string) string {
+func (m *Relay) eventType(t string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.types[t]; ok {
@@ -113,13 +120,53 @@ func (m *Metrics) eventType(t string) string {
 	return t
 }
 
-// acked observes the latencies of an event whose PubAck arrived at now. A
-// zero committed (backfill, redrive) is not observed; a commit time ahead of
-// the relay's clock (clock skew) counts as zero latency.
-func (m *Metrics) acked(f inflight, now time.Time) {
-	m.publishDur.Observe(max(now.Sub(f.sent), 0).Seconds())
-	if !f.committed.IsZero() {
-		m.latency.Observe(max(now.Sub(f.committed), 0).Seconds())
+// Published counts an event acked by JetStream and marked processed.
+func (m *Relay) Published(eventType string) {
+	m.published.WithLabelValues(m.eventType(eventType)).Inc()
+}
+
+// AttemptFailed counts a failed delivery attempt (retry_count+1).
+func (m *Relay) AttemptFailed(eventType string) {
+	m.retried.WithLabelValues(m.eventType(eventType)).Inc()
+}
+
+// Failed counts an event marked failed, its retries used up.
+func (m *Relay) Failed(eventType string) {
+	m.failed.WithLabelValues(m.eventType(eventType)).Inc()
+}
+
+// Sent counts an event published and not yet acked; Acked or Unsent ends it.
+func (m *Relay) Sent() { m.inflight.Inc() }
+
+// Unsent ends a Sent event whose PubAck the acker has stopped waiting for.
+func (m *Relay) Unsent() { m.inflight.Dec() }
+
+// Backfilling says whether a backfill is in progress.
+func (m *Relay) Backfilling(on bool) {
+	if on {
+		m.backfilling.Set(1)
+	} else {
+		m.backfilling.Set(0)
+	}
+}
+
+// Backfilled counts a pending row read by a backfill.
+func (m *Relay) Backfilled() { m.backfilled.Inc() }
+
+// CatchUpSkipped counts an event seen again after a restart and skipped.
+func (m *Relay) CatchUpSkipped() { m.skipped.Inc() }
+
+// StatusWritten observes how long one status write took.
+func (m *Relay) StatusWritten(d time.Duration) { m.statusWrite.Observe(d.Seconds()) }
+
+// Acked observes the latencies of an event published at sent whose PubAck
+// arrived at now. committed is its transaction's commit time: zero
+// (backfill, redrive) is not observed; a commit time ahead of the relay's
+// clock (clock skew) counts as zero latency.
+func (m *Relay) Acked(sent, committed, now time.Time) {
+	m.publishDur.Observe(max(now.Sub(sent), 0).Seconds())
+	if !committed.IsZero() {
+		m.latency.Observe(max(now.Sub(committed), 0).Seconds())
 	}
 }
 
@@ -161,12 +208,12 @@ func (c *cached[T]) get() (T, error) {
 	return c.val, c.err
 }
 
-// observeDatabase adds the gauges read from the database at scrape time:
+// ObserveDatabase adds the gauges read from the database at scrape time:
 // the slot's state (cdc.InspectSlot) and the backlog of event_bus
 // (outbox.Store.Backlog). Their owners run the queries; the gauges only
 // read the results, cached for scrapeTTL. Gauges read NaN when their query
 // fails.
-func (m *Metrics) observeDatabase(db cdc.Querier, slotName string, store *outbox.Store, ready func() bool) {
+func (m *Relay) ObserveDatabase(db cdc.Querier, slotName string, store *outbox.Store, ready func() bool) {
 	if m.reg == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package relay
+package metrics
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 
 func TestMetricsAckedObservesLatencies(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry() // checks each metric's consistency on Gather
-	m := NewMetrics(reg)
+	m := NewRelay(reg)
 	now := time.Now()
 
-	m.acked(inflight{sent: now.Add(-20 * time.Millisecond), committed: now.Add(-3 * time.Second)}, now)
+	m.Acked(now.Add(-20*time.Millisecond), now.Add(-3*time.Second), now)
 	// Backfilled or redriven: no commit time, so no end-to-end latency.
-	m.acked(inflight{sent: now.Add(-10 * time.Millisecond)}, now)
+	m.Acked(now.Add(-10*time.Millisecond), time.Time{}, now)
 	// The database's clock ahead of the relay's: counted as no latency.
-	m.acked(inflight{sent: now, committed: now.Add(time.Second)}, now)
+	m.Acked(now, now.Add(time.Second), now)
 
 	count, sum := histogram(t, reg, "eventbus_event_latency_seconds")
 	assert.Equal(t, uint64(2), count, "latency samples")
