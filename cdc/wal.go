@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/eventbus/eventbus/internal/periodic"
 )
 
 // HeartbeatPrefix is the prefix of the logical decoding messages the relay
@@ -54,16 +56,10 @@ func (h Heartbeat) Run(ctx context.Context) error {
 	if h.Interval <= 0 {
 		return fmt.Errorf("heartbeat: interval must be positive, got %s", h.Interval)
 	}
-	t := time.NewTicker(h.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	periodic.Run(ctx, h.Interval, false, func(ctx context.Context) {
 		if err := EmitHeartbeat(ctx, h.DB); err != nil && ctx.Err() == nil && h.Log != nil {
 			h.Log.Debug("heartbeat failed", "err", err)
 		}
-	}
+	})
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/internal/periodic"
 )
 
 // ErrPruneStatus means Prune was asked to delete rows of a status it never
@@ -131,26 +132,19 @@ func (r Retention) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+	periodic.Run(ctx, interval, true, func(ctx context.Context) {
 		started := time.Now()
 		n, err := r.Store.Prune(ctx, r.Age, []string{event.StatusProcessed}, batch)
 		switch {
 		case ctx.Err() != nil:
-			return nil
 		case err != nil:
 			log.Warn("retention: prune failed; retrying at the next interval", "err", err, "deleted", n, "retry_in", interval.String())
 		case n > 0:
 			log.Info("retention: pruned processed events", "deleted", n, "older_than", r.Age.String(),
 				"took", time.Since(started).Round(time.Millisecond).String())
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+	})
+	return nil
 }
 
 // Name names Retention in the relay's logs.

@@ -121,16 +121,23 @@ func (f Filter) query(columns string) (string, []any) {
 // unless NewestFirst), streaming rows from the server.
 func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) (int, error) {
 	sql, args := f.query(selectColumns)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	return streamEvents(ctx, s.pool, "read events", sql, args, fn)
+}
+
+// streamEvents runs sql on q and calls fn for each event it returns, as the
+// rows arrive, so memory does not grow with their number. what names the read
+// in errors.
+func streamEvents(ctx context.Context, q Querier, what, sql string, args []any, fn func(event.Event) error) (int, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return 0, fmt.Errorf("read events: %w", err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
-			return n, fmt.Errorf("read events: %w", err)
+			return n, fmt.Errorf("%s: %w", what, err)
 		}
 		if err := fn(e); err != nil {
 			return n, err
@@ -138,7 +145,7 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) 
 		n++
 	}
 	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("read events: %w", err)
+		return n, fmt.Errorf("%s: %w", what, err)
 	}
 	return n, nil
 }

@@ -312,26 +312,7 @@ ORDER BY created_at, id`
 // streaming rows so memory does not grow with the backlog. tx is usually a
 // REPEATABLE READ transaction that imported a replication slot's snapshot.
 func ScanPending(ctx context.Context, tx pgx.Tx, fn func(event.Event) error) (int, error) {
-	rows, err := tx.Query(ctx, pendingSQL)
-	if err != nil {
-		return 0, fmt.Errorf("read pending events: %w", err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return n, fmt.Errorf("read pending events: %w", err)
-		}
-		if err := fn(e); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("read pending events: %w", err)
-	}
-	return n, nil
+	return streamEvents(ctx, tx, "read pending events", pendingSQL, nil, fn)
 }
 
 // BackfillDone reports whether the backfill of slot has completed. A slot with

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/internal/periodic"
 )
 
 const stuckSQL = `SELECT id::text FROM public.event_bus
@@ -80,17 +81,10 @@ func (s RedriveSweep) Run(ctx context.Context) error {
 	if s.Interval <= 0 {
 		return fmt.Errorf("redrive sweep: interval must be positive, got %s", s.Interval)
 	}
-	t := time.NewTicker(s.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	periodic.Run(ctx, s.Interval, false, func(ctx context.Context) {
 		at := s.ConfirmedTime()
 		if at.IsZero() {
-			continue
+			return
 		}
 		n, err := s.Store.RedriveStuck(ctx, at.Add(-s.After), s.MaxRetries, sweepLimit)
 		switch {
@@ -99,5 +93,6 @@ func (s RedriveSweep) Run(ctx context.Context) error {
 		case n > 0:
 			s.Log.Warn("redrive sweep handed back events that should have been delivered by now", "events", n)
 		}
-	}
+	})
+	return nil
 }
