@@ -33,6 +33,11 @@ type Config struct {
 	Publication   string `envconfig:"PUBLICATION" default:"eventbus"`
 	Stream        string `envconfig:"STREAM" default:"EVENTBUS"`
 	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" default:"events"`
+	// DuplicateWindow and StreamMaxAge configure the stream when the relay
+	// creates it (an existing stream is never changed); see the README for
+	// their memory and disk cost.
+	DuplicateWindow Age `envconfig:"DUPLICATE_WINDOW" default:"10m"`
+	StreamMaxAge    Age `envconfig:"STREAM_MAX_AGE" default:"7d"`
 	MaxRetries    int    `envconfig:"MAX_RETRIES" default:"5"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
@@ -247,6 +252,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if w, a := time.Duration(c.DuplicateWindow), time.Duration(c.StreamMaxAge); a != 0 && w > a {
+		return bad("DUPLICATE_WINDOW", "must not be longer than EVENTBUS_STREAM_MAX_AGE (%s), got %s", a, w)
 	}
 	if r := time.Duration(c.Retention); r != 0 && r < time.Hour {
 		return bad("RETENTION", "must be 0 (off) or at least 1h, got %s", r)

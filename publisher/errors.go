@@ -13,6 +13,10 @@ import (
 // relay counts it against the event's retries instead of waiting for the broker.
 var ErrRejected = errors.New("event rejected")
 
+// ErrStreamUnusable means the configured stream cannot take the relay's
+// events (it does not bind <prefix>.>); retrying will not help.
+var ErrStreamUnusable = errors.New("stream unusable")
+
 // RejectedError is a per-event failure with a reason meant for error_message.
 type RejectedError struct{ Reason string }
 

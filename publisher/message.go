@@ -59,10 +59,10 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 		}
 	}
 	// One backing array for every header value, room for the ones callers
-	// add (Nats-Msg-Id, Eventbus-Replay), and a body allocated once: this
-	// runs for every event.
+	// add (Nats-Msg-Id, Nats-Expected-Stream, Eventbus-Replay), and a body
+	// allocated once: this runs for every event.
 	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID}
-	h := make(nats.Header, len(values)+2)
+	h := make(nats.Header, len(values)+3)
 	h[HeaderEventType] = values[0:1:1]
 	h[HeaderAggregateType] = values[1:2:2]
 	h[HeaderAggregateID] = values[2:3:3]

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,7 +32,14 @@ type Options struct {
 	NATSOptions   []nats.Option
 	Stream        string
 	SubjectPrefix string
-	// MaxPending bounds async publishes awaiting their PubAck.
+	// DuplicateWindow and MaxAge configure a stream EnsureStream creates
+	// (zero: JetStream's defaults, 2 minutes and unlimited); an existing
+	// stream keeps its own.
+	DuplicateWindow time.Duration
+	MaxAge          time.Duration
+	// MaxPending bounds async publishes awaiting their PubAck: the caller
+	// keeps fewer in flight than this, or publishing stalls (nats.go waits
+	// 200 ms for room, then fails the publish).
 	MaxPending int
 	// AckTimeout fails an async publish whose PubAck does not arrive in time.
 	AckTimeout time.Duration
@@ -44,6 +52,8 @@ type Publisher struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	log  *slog.Logger
+
+	expectStream []string // header value: the stream's name
 
 	closed    chan struct{} // closed when nc is closed for good
 	closeOnce sync.Once
@@ -64,7 +74,7 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 		opts.AckTimeout = 10 * time.Second
 	}
 	log := opts.Log
-	p := &Publisher{opts: opts, log: log, closed: make(chan struct{})}
+	p := &Publisher{opts: opts, log: log, closed: make(chan struct{}), expectStream: []string{opts.Stream}}
 	where := natsconn.RedactURL(opts.URL)
 	natsOpts := append(slices.Clone(opts.NATSOptions),
 		nats.Name("eventbus"),
@@ -97,7 +107,7 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 		}
 	}
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(opts.MaxPending+1),
+		jetstream.WithPublishAsyncMaxPending(opts.MaxPending),
 		jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
 	)
 	if err != nil {
@@ -129,32 +139,71 @@ func (p *Publisher) Err() error {
 // Connected reports whether the NATS connection is up.
 func (p *Publisher) Connected() bool { return p.nc.IsConnected() }
 
-// EnsureStream creates the stream over <prefix>.> with file storage when it
-// does not exist. An existing stream is left as the operator configured it.
+// EnsureStream creates the stream over <prefix>.> with file storage, the
+// duplicate window and the maximum age of Options when it does not exist. An
+// existing stream is left as the operator configured it, but it must bind
+// every subject the relay publishes to: one that does not is refused with
+// ErrStreamUnusable, naming its subjects, since an event no stream takes
+// could never be marked.
 func (p *Publisher) EnsureStream(ctx context.Context) error {
-	_, err := p.js.Stream(ctx, p.opts.Stream)
+	want := p.opts.SubjectPrefix + ".>"
+	s, err := p.js.Stream(ctx, p.opts.Stream)
 	if err == nil {
+		subjects := s.CachedInfo().Config.Subjects
+		if !slices.ContainsFunc(subjects, func(f string) bool { return SubjectCovers(f, want) }) {
+			return fmt.Errorf("%w: stream %s binds %s, not %s: add %s to its subjects, or set EVENTBUS_STREAM to a stream that binds it",
+				ErrStreamUnusable, p.opts.Stream, strings.Join(subjects, ", "), want, want)
+		}
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
 	}
 	_, err = p.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:     p.opts.Stream,
-		Subjects: []string{p.opts.SubjectPrefix + ".>"},
-		Storage:  jetstream.FileStorage,
+		Name:       p.opts.Stream,
+		Subjects:   []string{want},
+		Storage:    jetstream.FileStorage,
+		Duplicates: p.opts.DuplicateWindow,
+		MaxAge:     p.opts.MaxAge,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s over %s.>: %w", p.opts.Stream, p.opts.SubjectPrefix, err)
+		return fmt.Errorf("create stream %s over %s: %w", p.opts.Stream, want, err)
 	}
-	p.log.Info("stream created", "stream", p.opts.Stream, "subjects", p.opts.SubjectPrefix+".>")
+	p.log.Info("stream created", "stream", p.opts.Stream, "subjects", want,
+		"duplicate_window", p.opts.DuplicateWindow.String(), "max_age", p.opts.MaxAge.String())
 	return nil
+}
+
+// SubjectCovers reports whether the subject filter covers every subject
+// that subject (itself a filter, such as events.>) matches: token by token,
+// * covers any one token and > covers any rest.
+func SubjectCovers(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, ft := range f {
+		if ft == ">" {
+			return i < len(s)
+		}
+		if i >= len(s) || s[i] == ">" {
+			return false
+		}
+		if ft != "*" && (ft != s[i] || s[i] == "*") {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
 
 // Ack is an outstanding publish. The errors it hands back are classified
 // already: a RejectedError (errors.Is(err, ErrRejected)) concerns this event
-// only; any other means the broker is unavailable.
-type Ack struct{ future jetstream.PubAckFuture }
+// only; any other means the broker is unavailable or slow.
+type Ack struct {
+	future jetstream.PubAckFuture
+	err    error // a publish that failed before it was sent
+}
+
+// FailedAck is an Ack whose publish failed before it was sent with err, for
+// callers that handle both kinds of failure in one place.
+func FailedAck(err error) Ack { return Ack{err: classify(err)} }
 
 // Wait blocks until the PubAck arrives, the publish fails, or ctx ends. A
 // duplicate PubAck (the stream already holds this id) counts as success.
@@ -168,6 +217,9 @@ func (a Ack) Wait(ctx context.Context) error {
 // the publish still outstanding, when tick fires first. A nil tick never
 // fires.
 func (a Ack) WaitOrTick(ctx context.Context, tick <-chan time.Time) (ticked bool, err error) {
+	if a.err != nil {
+		return false, a.err
+	}
 	select {
 	case <-a.future.Ok():
 		return false, nil
@@ -201,6 +253,8 @@ func (p *Publisher) publish(e *event.Event, msgID string, replay bool) (Ack, err
 		m.Header[HeaderReplay] = []string{"true"}
 	}
 	m.Header[jetstream.MsgIDHeader] = []string{msgID}
+	// Only <STREAM> may store it: an ack from any other stream is an error.
+	m.Header[jetstream.ExpectedStreamHeader] = p.expectStream
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(wireSize(m)) > limit {
 		return Ack{}, rejected("message of %d bytes exceeds the NATS server's max_payload of %d bytes", wireSize(m), limit)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
@@ -22,10 +24,6 @@ const maxStatusBatch = 1000
 // stream on a small machine without taking every connection of the pool.
 const statusWriters = 2
 
-// errRetryEvent ends a session so that an event refused asynchronously by the
-// stream is published again, after backoff, from the last confirmed position.
-var errRetryEvent = errors.New("event refused by the stream; will retry")
-
 // acker is the marking stage of a session. It waits for each PubAck in
 // publish order and groups acked events into batches (by size or
 // flushInterval), which its status writers mark processed concurrently;
@@ -34,12 +32,17 @@ var errRetryEvent = errors.New("event refused by the stream; will retry")
 // finish: the position only moves past a transaction once all of its events
 // and all earlier transactions are done.
 type acker struct {
+	pub           *publisher.Publisher
 	store         *outbox.Store
 	tr            *tracker
 	failures      *failures
 	m             *metrics.Relay
 	log           *slog.Logger
 	flushInterval time.Duration
+	// window holds a token for every event published and not yet settled;
+	// the dispatcher puts one in before each publish, the acker takes it out
+	// once the event's PubAck arrived or the event failed for good.
+	window chan struct{}
 }
 
 // run collects acks until acks is closed, ctx ends or a status write fails,
@@ -116,6 +119,16 @@ func (a *acker) markBatch(ctx context.Context, batch []inflight) error {
 // collect is the acker's loop: it waits for the PubAcks in publish order
 // and hands batches of acked events to the status writers through marks.
 // Whatever the reason for stopping, the events already acked are handed over.
+//
+// A failed publish is retried in place, keeping the session and the order:
+// a per-event refusal counts one attempt (once the events acked before it
+// are handed over), and is sent again after backoff until it is acked or
+// failed for good; a broker error (PubAck timeout, disconnection) means the
+// broker is slow or away, so after backoff the event and every event queued
+// behind it are sent again at once, pipelined, and waited for in order
+// (copies the stream already holds are dropped as duplicates). Only a
+// stream that stopped answering (deleted, or no stream for the subject)
+// ends the session, so the next one ensures the stream again.
 func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- []inflight, free <-chan []inflight) error {
 	newBatch := func() []inflight {
 		select {
@@ -141,34 +154,34 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 		deadline = nil
 	}
 	defer flush()
+	q := &ackQueue{acks: acks}
+	retry := newBackoff(100*time.Millisecond, 5*time.Second)
+	resent := false // the queue was sent again since the last PubAck
 	for {
-		var f inflight
-		var open bool
-		select {
-		case f, open = <-acks:
-		case <-deadline:
+		f, open, ticked := q.next(ctx, deadline)
+		if ticked {
 			flush()
 			continue
-		case <-ctx.Done():
-			return nil
 		}
-		if !open {
+		if !open || ctx.Err() != nil {
 			return nil
 		}
 		if f.settled {
 			a.tr.done(f.txn)
 			continue
 		}
-		a.m.Unsent()
+	wait:
 		for {
 			ticked, err := f.ack.WaitOrTick(ctx, deadline)
-			if ticked {
+			switch {
+			case ticked:
 				flush()
 				continue
-			}
-			switch {
 			case err == nil:
+				a.settle(f)
 				a.m.Acked(f.sent, f.committed, time.Now())
+				retry.reset()
+				resent = false
 				batch = append(batch, f)
 				if len(batch) == 1 {
 					timer.Reset(a.flushInterval)
@@ -177,33 +190,106 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				if len(batch) >= maxStatusBatch {
 					flush()
 				}
+				break wait
 			case ctx.Err() != nil:
 				return nil
+			case errors.Is(err, publisher.ErrRejected):
+				flush() // what was acked before it is marked first
+				failed, rerr := a.failures.record(ctx, f.ev, err)
+				if rerr != nil {
+					return rerr
+				}
+				if failed {
+					a.settle(f)
+					a.tr.done(f.txn)
+					break wait
+				}
+				if !sleep(ctx, retry.next()) {
+					return nil
+				}
+				a.send(&f)
+			case errors.Is(err, jetstream.ErrNoStreamResponse):
+				return fmt.Errorf("publish event %s: %w", f.ev.ID, err)
 			default:
-				if err := a.ackFailed(ctx, f, err); err != nil {
-					return err
+				flush()
+				wait := retry.next()
+				a.log.Warn("publish failed; sending the unacked events again", "id", f.ev.ID, "err", err, "retry_in", wait.Round(time.Millisecond).String())
+				if !sleep(ctx, wait) {
+					return nil
+				}
+				a.send(&f)
+				if resent {
+					continue // those copies are on their way
+				}
+				resent = true
+				q.drain()
+				for i := range q.queued {
+					if !q.queued[i].settled {
+						a.send(&q.queued[i])
+					}
 				}
 			}
-			break
 		}
 	}
 }
 
-// ackFailed handles a publish that failed after it was sent. A broker
-// failure ends the session (the event is published again from the confirmed
-// position); a per-event refusal counts one attempt and, unless that was the
-// last, also ends the session so the event is retried in order.
-func (a *acker) ackFailed(ctx context.Context, f inflight, err error) error {
-	if !errors.Is(err, publisher.ErrRejected) {
-		return fmt.Errorf("publish event %s: %w", f.ev.ID, err)
+// settle ends the wait for f's PubAck: its window slot is free again.
+func (a *acker) settle(f inflight) {
+	a.m.Unsent()
+	<-a.window
+}
+
+// send publishes f's event again and gives f the new ack; a publish that
+// fails at once is waited for like one that failed later.
+func (a *acker) send(f *inflight) {
+	ack, err := a.pub.Publish(f.ev)
+	if err != nil {
+		ack = publisher.FailedAck(err)
 	}
-	failed, rerr := a.failures.record(ctx, f.ev, err)
-	if rerr != nil {
-		return rerr
+	f.ack, f.sent = ack, time.Now()
+}
+
+// ackQueue is where the acker takes the next event from: events taken off
+// the acks channel early to be sent again come first, in order.
+type ackQueue struct {
+	acks   <-chan inflight
+	queued []inflight
+	closed bool
+}
+
+// next returns the next event, or open = false once the channel is closed
+// and drained, or ticked = true when tick fires first.
+func (q *ackQueue) next(ctx context.Context, tick <-chan time.Time) (f inflight, open, ticked bool) {
+	if len(q.queued) > 0 {
+		f, q.queued = q.queued[0], q.queued[1:]
+		return f, true, false
 	}
-	if !failed {
-		return fmt.Errorf("event %s: %w: %w", f.ev.ID, errRetryEvent, err)
+	if q.closed {
+		return f, false, false
 	}
-	a.tr.done(f.txn)
-	return nil
+	select {
+	case f, open = <-q.acks:
+		q.closed = !open
+		return f, open, false
+	case <-tick:
+		return f, true, true
+	case <-ctx.Done():
+		return f, false, false
+	}
+}
+
+// drain moves every event waiting in the channel to the queue.
+func (q *ackQueue) drain() {
+	for !q.closed {
+		select {
+		case f, open := <-q.acks:
+			if !open {
+				q.closed = true
+				return
+			}
+			q.queued = append(q.queued, f)
+		default:
+			return
+		}
+	}
 }

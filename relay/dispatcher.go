@@ -55,6 +55,7 @@ type dispatcher struct {
 
 	acks      chan<- inflight
 	ackerDone <-chan struct{}
+	window    chan struct{} // see acker.window
 
 	cur          *txn
 	committed    time.Time // commit time of cur
@@ -70,6 +71,17 @@ type dispatcher struct {
 // already processed or failed are skipped: the table is the durable dedup
 // record, whatever JetStream's duplicate window has forgotten meanwhile.
 func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
+	err := d.dispatch(ctx, changes, backfill, slot)
+	if ctx.Err() != nil {
+		// Stopping, in a backoff, a lookup or the backfill: not a failure.
+		// What was published is drained by the acker; the rest is
+		// delivered by the next session.
+		return nil
+	}
+	return err
+}
+
+func (d *dispatcher) dispatch(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
 	if backfill != nil {
 		defer d.m.Backfilling(false)
 		if err := d.backfill(ctx, backfill, slot); err != nil {
@@ -223,9 +235,24 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 	}
 	wait := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
+		// A slot of the window first: nats.go never holds more unacked
+		// publishes than the pipeline, so a slow broker slows publishing
+		// down instead of failing it.
+		select {
+		case d.window <- struct{}{}:
+		case <-d.ackerDone:
+			return errAckerGone
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		sent := time.Now()
 		ack, err := d.pub.Publish(e)
-		if err == nil {
+		if err == nil || !errors.Is(err, publisher.ErrRejected) {
+			if err != nil {
+				// The broker's trouble, not the event's: the acker retries
+				// it in place like a publish that failed after sending.
+				ack = publisher.FailedAck(err)
+			}
 			// The message is on its way: hand its ack to the acker even when
 			// stopping, so a graceful stop marks everything it published. Only
 			// an acker that has quit (session failed) is not waited for.
@@ -237,9 +264,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 				return errAckerGone
 			}
 		}
-		if !errors.Is(err, publisher.ErrRejected) {
-			return fmt.Errorf("publish event %s: %w", e.ID, err)
-		}
+		<-d.window // nothing was sent
 		failed, err := d.failures.record(ctx, e, err)
 		if err != nil {
 			return err

@@ -95,7 +95,7 @@ func (e fatalError) Unwrap() error { return e.error }
 // problem that retrying cannot fix.
 func IsFatal(err error) bool {
 	var fe fatalError
-	return errors.As(err, &fe) || errors.Is(err, cdc.ErrUnusable)
+	return errors.As(err, &fe) || errors.Is(err, cdc.ErrUnusable) || errors.Is(err, publisher.ErrStreamUnusable)
 }
 
 // Run streams until ctx ends, then drains in-flight acks, writes statuses,

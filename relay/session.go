@@ -113,11 +113,15 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	defer stopAck()
 
 	failures := &failures{store: r.store, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
+	window := make(chan struct{}, r.opts.PublishWindow)
 	d := &dispatcher{
 		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
-		acks: acks, ackerDone: ackCtx.Done(), catchUpUntil: catchUpUntil,
+		acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil,
 	}
-	a := &acker{store: r.store, tr: tr, failures: failures, m: r.m, log: r.log, flushInterval: r.opts.FlushInterval}
+	a := &acker{
+		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
+		flushInterval: r.opts.FlushInterval, window: window,
+	}
 
 	var (
 		wg       sync.WaitGroup

@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/natsconn"
+	"github.com/eventbus/eventbus/publisher"
 )
 
 // flags returns a FlagSet whose parse errors become usage errors.
@@ -89,4 +92,19 @@ func noArgs(args []string) error {
 		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}
 	}
 	return nil
+}
+
+// connectPublisher connects to NATS as cfg says (credentials, TLS) for
+// publishing to the stream, which EnsureStream creates with cfg's duplicate
+// window and maximum age. maxPending bounds the publishes awaiting a PubAck.
+func connectPublisher(ctx context.Context, cfg config.Config, maxPending int, log *slog.Logger) (*publisher.Publisher, error) {
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return publisher.Connect(ctx, publisher.Options{
+		URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
+		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge),
+		MaxPending: maxPending, Log: log,
+	})
 }

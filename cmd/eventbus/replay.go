@@ -10,7 +10,6 @@ import (
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
-	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/replay"
@@ -51,12 +50,8 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	opts := replay.Options{DryRun: *dryRun, Rate: *rate}
 	var pub *publisher.Publisher
 	if !*dryRun {
-		natsOpts, err := natsconn.Options(cfg)
-		if err != nil {
-			return err
-		}
-		pub, err = publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
-		if err != nil {
+		var err error
+		if pub, err = connectPublisher(ctx, cfg, 256, nil); err != nil {
 			return err
 		}
 		defer pub.Close()

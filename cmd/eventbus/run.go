@@ -17,7 +17,6 @@ import (
 	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/monitor"
-	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
@@ -41,14 +40,10 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		return fmt.Errorf("database pool: %w", err)
 	}
 	defer pool.Close()
-	natsOpts, err := natsconn.Options(cfg)
-	if err != nil {
-		return err
-	}
-	pub, err := publisher.Connect(ctx, publisher.Options{
-		URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
-		MaxPending: cfg.PublishWindow, Log: log,
-	})
+	// The relay keeps at most PublishWindow events in flight; after a broker
+	// error it sends them again while their first copies may still count as
+	// pending in nats.go: room for both.
+	pub, err := connectPublisher(ctx, cfg, 2*cfg.PublishWindow, log)
 	if err != nil {
 		return err
 	}

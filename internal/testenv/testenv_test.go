@@ -1,14 +1,19 @@
 package testenv_test
 
 import (
+	"bytes"
+	"io"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/testenv"
@@ -94,4 +99,32 @@ func TestNATSURL(t *testing.T) {
 		t.Setenv(testenv.NATSURLEnv, "nats://example.invalid:4222")
 		require.Equal(t, "nats://example.invalid:4222", testenv.NATSURL(t))
 	})
+}
+
+// The proxy delays what the server sends, not what the client sends, and
+// passes every byte in order.
+func TestLatencyProxyDelaysServerBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c) // echo
+	}()
+	p := testenv.StartLatencyProxy(t, ln.Addr().String(), 100*time.Millisecond)
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	msg := bytes.Repeat([]byte("0123456789"), 10000)
+	started := time.Now()
+	go func() { _, _ = c.Write(msg) }()
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(started), 100*time.Millisecond, "the echo came back through the delay")
+	assert.Equal(t, msg, got)
 }
