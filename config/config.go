@@ -38,7 +38,7 @@ type Config struct {
 	// their memory and disk cost.
 	DuplicateWindow Age `envconfig:"DUPLICATE_WINDOW" default:"10m"`
 	StreamMaxAge    Age `envconfig:"STREAM_MAX_AGE" default:"7d"`
-	MaxRetries    int    `envconfig:"MAX_RETRIES" default:"5"`
+	MaxRetries      int `envconfig:"MAX_RETRIES" default:"5"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
 	// MetricsAddr, when set, serves /metrics on a listener of its own
