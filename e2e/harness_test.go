@@ -337,13 +337,24 @@ func (e *env) diagnose() string {
 
 // waitSlotActive waits until a walsender streams from the test's slot
 // (active) or none does (!active); a slot not created yet counts as inactive.
+// Streaming means the walsender has started replication (pg_stat_replication
+// state catchup or streaming): a slot is also active for a moment while it is
+// being created, before the session that streams from it takes it.
 func (e *env) waitSlotActive(active bool) {
 	e.t.Helper()
 	eventually(e.t, 30*time.Second, func() (bool, string) {
 		var got bool
+		var state string
 		require.NoError(e.t, e.db.QueryRow(e.t.Context(),
-			`SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)`, e.slot).Scan(&got))
-		return got == active, fmt.Sprintf("slot %s active = %v, want %v", e.slot, got, active)
+			`SELECT coalesce(s.active, false), coalesce(r.state, '')
+			FROM (SELECT $1::name AS slot_name) want
+			LEFT JOIN pg_replication_slots s USING (slot_name)
+			LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid`, e.slot).Scan(&got, &state))
+		streaming := got && (state == "streaming" || state == "catchup")
+		if active {
+			return streaming, fmt.Sprintf("slot %s active = %v, walsender state %q, want streaming", e.slot, got, state)
+		}
+		return !got, fmt.Sprintf("slot %s active = %v, want inactive", e.slot, got)
 	})
 }
 

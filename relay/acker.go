@@ -39,6 +39,9 @@ type acker struct {
 	m             *metrics.Relay
 	log           *slog.Logger
 	flushInterval time.Duration
+	// unmarked keeps the events acked but not marked when a status write
+	// fails, for the next session.
+	unmarked *unmarked
 	// window holds a token for every event published and not yet settled;
 	// the dispatcher puts one in before each publish, the acker takes it out
 	// once the event's PubAck arrived or the event failed for good.
@@ -104,7 +107,11 @@ func (a *acker) markBatch(ctx context.Context, batch []inflight) error {
 	a.m.StatusWritten(time.Since(started))
 	if err != nil {
 		if !errors.Is(err, outbox.ErrInvisible) {
-			return fmt.Errorf("%w; those events will be published again", err)
+			// They are in the stream: the next session marks them before
+			// it streams, so its catch-up skips them instead of publishing
+			// them again (see Relay.unmarked).
+			a.unmarked.add(marks)
+			return fmt.Errorf("%w; the next session marks them first", err)
 		}
 		// Published, but their rows are gone: nothing left to mark.
 		a.log.Warn("acked events not found in event_bus; were they deleted?", "err", err)
@@ -292,4 +299,45 @@ func (q *ackQueue) drain() {
 			return
 		}
 	}
+}
+
+// maxUnmarked bounds the acked events kept for the next session. The acker
+// stops at the first failed status write, so this is a safety net; past it,
+// events are left to the catch-up and JetStream's duplicate window.
+const maxUnmarked = 1 << 16
+
+// unmarked are events JetStream acked whose status write failed (the
+// database went away mid-session). The Relay keeps them across sessions: the
+// next session marks them processed before it streams, so its catch-up
+// finds them settled and publishes none of them again, however long the
+// outage outlasted the stream's duplicate window.
+type unmarked struct {
+	mu    sync.Mutex
+	marks []outbox.Mark
+}
+
+func (u *unmarked) add(marks []outbox.Mark) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, m := range marks {
+		if len(u.marks) >= maxUnmarked {
+			return
+		}
+		u.marks = append(u.marks, outbox.Mark{ID: m.ID}) // long committed by the next session
+	}
+}
+
+// write marks the kept events processed; they stay kept if it fails.
+func (u *unmarked) write(ctx context.Context, store *outbox.Store) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.marks) == 0 {
+		return 0, nil
+	}
+	if err := store.MarkProcessed(ctx, u.marks); err != nil && !errors.Is(err, outbox.ErrInvisible) {
+		return 0, fmt.Errorf("mark the events the last session had acked: %w", err)
+	}
+	n := len(u.marks)
+	u.marks = nil
+	return n, nil
 }

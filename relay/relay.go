@@ -55,6 +55,7 @@ type Relay struct {
 	m     *metrics.Relay
 
 	streaming atomic.Bool
+	unmarked  unmarked // acked by JetStream, not marked; see unmarked
 }
 
 // New returns a Relay that reads the slot of opts.Source, publishes with pub

@@ -17,6 +17,11 @@ func (r *Relay) session(ctx context.Context) error {
 	if err := r.pub.EnsureStream(ctx); err != nil {
 		return err
 	}
+	if n, err := r.unmarked.write(ctx, r.store); err != nil {
+		return err
+	} else if n > 0 {
+		r.log.Info("marked the events the last session had acked but not marked", "events", n)
+	}
 	stream, err := cdc.Open(ctx, r.opts.DatabaseURL, r.opts.Source)
 	if err != nil {
 		return err
@@ -120,7 +125,7 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	}
 	a := &acker{
 		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
-		flushInterval: r.opts.FlushInterval, window: window,
+		flushInterval: r.opts.FlushInterval, window: window, unmarked: &r.unmarked,
 	}
 
 	var (

@@ -39,9 +39,26 @@ func newTracker(start pglogrepl.LSN, onConfirm func(pglogrepl.LSN)) *tracker {
 }
 
 // begin appends a transaction that committed at time at.
+//
+// A transaction that is committed and done but waits behind an earlier one
+// (PostgreSQL 14 sends BEGIN and COMMIT for every transaction of the
+// database, keepalives add positions) is taken over by the next one instead:
+// its end is confirmed with the next one's, which the wait for the earlier
+// transaction holds up anyway. So the tracker keeps at most one entry per
+// transaction with unfinished events, plus one, however many empty ones
+// pass while a status write is slow.
 func (t *tracker) begin(at time.Time) *txn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := len(t.txns); n > 0 {
+		if tail := t.txns[n-1]; tail.committed && tail.remaining == 0 && tail.onDone == nil {
+			tail.committed, tail.xid = false, 0
+			if at.After(tail.at) {
+				tail.at = at
+			}
+			return tail
+		}
+	}
 	x := &txn{at: at}
 	t.txns = append(t.txns, x)
 	return x

@@ -87,3 +87,27 @@ func TestTrackerConfirmedTime(t *testing.T) {
 	tr.done(a)
 	assert.Equal(t, t0.Add(time.Minute), tr.confirmedTime())
 }
+
+// Empty transactions and keepalive positions behind a busy transaction do
+// not pile up: each takes over the one before it, and the position is the
+// last one's once the busy transaction is done.
+func TestTrackerKeepsOneEntryForEmptyTransactionsBehindABusyOne(t *testing.T) {
+	var got pglogrepl.LSN
+	tr := newTracker(10, func(l pglogrepl.LSN) { got = l })
+	busy := tr.begin(time.Time{})
+	tr.add(busy)
+	tr.commit(busy, 20)
+	for i := range 10000 {
+		tr.commit(tr.begin(time.Time{}), pglogrepl.LSN(30+i))
+	}
+	assert.Equal(t, 2, tr.inFlight(), "the busy transaction and one for all that followed")
+	late := tr.begin(time.Time{}) // a transaction with an event, after them
+	tr.add(late)
+	tr.commit(late, 20000)
+	assert.Equal(t, 2, tr.inFlight())
+	tr.done(busy)
+	assert.Equal(t, pglogrepl.LSN(20), got, "the busy one's end; the empty ones were taken over by one not done yet")
+	tr.done(late)
+	assert.Equal(t, pglogrepl.LSN(20000), got)
+	assert.Zero(t, tr.inFlight())
+}
