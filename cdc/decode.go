@@ -64,6 +64,7 @@ type Change struct {
 // session and again after a schema change.
 type decoder struct {
 	relations map[uint32]*relation
+	commitLSN pglogrepl.LSN // of the transaction being decoded
 }
 
 type relation struct {
@@ -109,6 +110,7 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		}
 		d.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
+		d.commitLSN = m.FinalLSN
 		return Change{Kind: Begin, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
 	case *pglogrepl.CommitMessage:
 		return Change{Kind: Commit, EndLSN: m.TransactionEndLSN}, true, nil
@@ -121,6 +123,7 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 			return Change{}, false, nil
 		}
 		e := r.event(m.Tuple)
+		e.CommitLSN = uint64(d.commitLSN)
 		return Change{Kind: Insert, Event: &e}, true, nil
 	case *pglogrepl.LogicalDecodingMessage:
 		if !m.Transactional || m.Prefix != event.RedrivePrefix {

@@ -44,6 +44,11 @@ type Event struct {
 	// relay publishes only rows inserted pending (or NULL).
 	Status string
 
+	// CommitLSN is the WAL position of the commit of the transaction that
+	// inserted the row, when the row came from the replication stream; 0
+	// when it was read from the table (backfill, redrive, replay).
+	CommitLSN uint64
+
 	// DecodeErr is set when the row could not be decoded; the relay records it
 	// as a per-event failure instead of publishing.
 	DecodeErr error

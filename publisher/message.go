@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +19,12 @@ const (
 	HeaderAggregateID    = "Eventbus-Aggregate-Id"
 	HeaderOrganizationID = "Eventbus-Organization-Id"
 	HeaderReplay         = "Eventbus-Replay"
+	// HeaderCommitLSN is the commit position (PostgreSQL's form, 0/16B3748)
+	// of the transaction that inserted the event, on events the relay read
+	// from the replication stream: live events carry it in increasing order
+	// (the stream's order); backfilled, redriven and replayed ones, read from
+	// the table, do not.
+	HeaderCommitLSN = "Eventbus-Commit-Lsn"
 )
 
 // Subject returns the subject of an event: <prefix>.<event_type>.
@@ -61,13 +68,17 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	// One backing array for every header value, room for the ones callers
 	// add (Nats-Msg-Id, Nats-Expected-Stream, Eventbus-Replay), and a body
 	// allocated once: this runs for every event.
-	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID}
+	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID, ""}
 	h := make(nats.Header, len(values)+3)
 	h[HeaderEventType] = values[0:1:1]
 	h[HeaderAggregateType] = values[1:2:2]
 	h[HeaderAggregateID] = values[2:3:3]
 	if e.OrganizationID != "" {
 		h[HeaderOrganizationID] = values[3:4:4]
+	}
+	if e.CommitLSN != 0 {
+		values[4] = FormatLSN(e.CommitLSN)
+		h[HeaderCommitLSN] = values[4:5:5]
 	}
 	body := make([]byte, 0, bodySize(e))
 	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(body, e)}, nil
@@ -186,4 +197,10 @@ func wireSize(m *nats.Msg) int {
 		}
 	}
 	return n
+}
+
+// FormatLSN writes a WAL position as PostgreSQL does: two hexadecimal
+// numbers, the high and low 32 bits, separated by a slash (0/16B3748).
+func FormatLSN(lsn uint64) string {
+	return fmt.Sprintf("%X/%X", lsn>>32, lsn&0xFFFFFFFF)
 }

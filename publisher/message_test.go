@@ -175,3 +175,14 @@ func TestSubjectRefusesEventTypesTooLongForAControlLine(t *testing.T) {
 	_, err = Subject("events", "ok."+strings.Repeat("t", MaxEventTypeLen-3))
 	require.NoError(t, err)
 }
+
+func TestCommitLSNHeaderOnlyOnStreamedEvents(t *testing.T) {
+	e := &event.Event{ID: "6f0c1a52-0000-4000-8000-000000000001", EventType: "lead.created", AggregateType: "lead", AggregateID: "1"}
+	m, err := BuildMessage("events", e)
+	require.NoError(t, err)
+	assert.NotContains(t, m.Header, HeaderCommitLSN, "read from the table: no commit position")
+	e.CommitLSN = 0x1_016B3748
+	m, err = BuildMessage("events", e)
+	require.NoError(t, err)
+	assert.Equal(t, "1/16B3748", m.Header.Get(HeaderCommitLSN))
+}
