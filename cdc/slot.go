@@ -64,42 +64,59 @@ func deref(s *string) string {
 	return *s
 }
 
+// SlotChange says how ResetSlot and DropSlot treat the slot.
+type SlotChange struct {
+	// Force terminates the walsender streaming from the slot first; without
+	// it a slot in use is refused (ErrSlotActive) and nothing changes.
+	Force bool
+	// Failover creates the new slot as a failover slot (PostgreSQL 17+), as
+	// EVENTBUS_SLOT_FAILOVER does for the relay's own.
+	Failover bool
+	// BeforeDrop, when set, runs once the slot is free and before it is
+	// dropped: the caller records what the change means (a backfill needed)
+	// only once it is sure to happen. An error leaves the slot as it was.
+	BeforeDrop func(context.Context) error
+}
+
 // ResetSlot drops the slot and creates it again at the server's current
-// position. It refuses while a relay streams from the slot unless force is
-// set, in which case that walsender is terminated first. The caller records
-// that the new slot needs a backfill, so rows still pending are published by
-// the next run.
-func ResetSlot(ctx context.Context, dsn, slot string, force bool) (pglogrepl.LSN, error) {
-	s, err := connectReplication(ctx, dsn, Options{Slot: slot})
+// position (see SlotChange). A missing slot is created.
+func ResetSlot(ctx context.Context, dsn, slot string, change SlotChange) (pglogrepl.LSN, error) {
+	s, err := connectReplication(ctx, dsn, Options{Slot: slot, Failover: change.Failover})
 	if err != nil {
 		return 0, err
 	}
 	defer s.conn.Close(context.Background())
-	if err := s.dropSlot(ctx, force); err != nil {
+	if err := s.dropSlot(ctx, change); err != nil {
 		return 0, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, s.conn, slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
-	if err != nil {
-		return 0, fmt.Errorf("create slot %q: %w", slot, err)
+	if err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT"); err != nil {
+		return 0, err
 	}
-	return pglogrepl.ParseLSN(res.ConsistentPoint)
+	return s.slot.ConfirmedLSN, nil
 }
 
-// DropSlot drops the slot; see ResetSlot for force. A missing slot is not an error.
-func DropSlot(ctx context.Context, dsn, slot string, force bool) error {
+// DropSlot drops the slot (see SlotChange). A missing slot is not an error.
+func DropSlot(ctx context.Context, dsn, slot string, change SlotChange) error {
 	s, err := connectReplication(ctx, dsn, Options{Slot: slot})
 	if err != nil {
 		return err
 	}
 	defer s.conn.Close(context.Background())
-	return s.dropSlot(ctx, force)
+	return s.dropSlot(ctx, change)
 }
 
-func (s *Stream) dropSlot(ctx context.Context, force bool) error {
-	exists, err := s.releaseSlot(ctx, force)
-	if err != nil || !exists {
+func (s *Stream) dropSlot(ctx context.Context, change SlotChange) error {
+	exists, err := s.releaseSlot(ctx, change.Force)
+	if err != nil {
 		return err
+	}
+	if change.BeforeDrop != nil {
+		if err := change.BeforeDrop(ctx); err != nil {
+			return err
+		}
+	}
+	if !exists {
+		return nil
 	}
 	if err := pglogrepl.DropReplicationSlot(ctx, s.conn, s.opts.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 		return fmt.Errorf("drop slot %q: %w", s.opts.Slot, err)

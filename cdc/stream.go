@@ -99,6 +99,9 @@ func connectReplication(ctx context.Context, dsn string, opts Options) (*Stream,
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)
 	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Stream{opts: opts, conn: conn, log: opts.Log}, nil
 }
 
@@ -133,7 +136,7 @@ func (s *Stream) ensureSlot(ctx context.Context) error {
 		return fmt.Errorf("look up slot %q: %w", s.opts.Slot, err)
 	}
 	if len(rows) == 0 {
-		return s.createSlot(ctx)
+		return s.createSlot(ctx, "EXPORT_SNAPSHOT")
 	}
 	r := rows[0]
 	plugin, slotType, sameDB, active, confirmed, walStatus := string(r[0]), string(r[1]), string(r[2]) == "t", string(r[3]) == "t", string(r[4]), string(r[5])
@@ -149,7 +152,7 @@ func (s *Stream) ensureSlot(ctx context.Context) error {
 		if err := pglogrepl.DropReplicationSlot(ctx, s.conn, s.opts.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 			return fmt.Errorf("drop lost slot %q: %w", s.opts.Slot, err)
 		}
-		if err := s.createSlot(ctx); err != nil {
+		if err := s.createSlot(ctx, "EXPORT_SNAPSHOT"); err != nil {
 			return err
 		}
 		s.slot.Recreated = true
@@ -163,7 +166,9 @@ func (s *Stream) ensureSlot(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stream) createSlot(ctx context.Context) error {
+// createSlot creates the slot; snapshot is EXPORT_SNAPSHOT (Slot.SnapshotName
+// is set, for a backfill) or NOEXPORT_SNAPSHOT.
+func (s *Stream) createSlot(ctx context.Context, snapshot string) error {
 	var res pglogrepl.CreateReplicationSlotResult
 	var err error
 	if s.opts.Failover {
@@ -175,11 +180,12 @@ func (s *Stream) createSlot(ctx context.Context) error {
 		if version < 170000 {
 			return fmt.Errorf("%w: EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17 or newer (this server: %d)", ErrUnusable, version)
 		}
+		mode := map[string]string{"EXPORT_SNAPSHOT": "export", "NOEXPORT_SNAPSHOT": "nothing"}[snapshot]
 		res, err = pglogrepl.ParseCreateReplicationSlot(s.conn.Exec(ctx,
-			"CREATE_REPLICATION_SLOT "+s.opts.Slot+" LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER true)"))
+			"CREATE_REPLICATION_SLOT "+s.opts.Slot+" LOGICAL pgoutput (SNAPSHOT '"+mode+"', FAILOVER true)"))
 	} else {
 		res, err = pglogrepl.CreateReplicationSlot(ctx, s.conn, s.opts.Slot, "pgoutput",
-			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: snapshot})
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError

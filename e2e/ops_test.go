@@ -62,6 +62,9 @@ func TestSlotResetWhileTheRelayRunsNeedsForce(t *testing.T) {
 	r := e.cli("slot", "reset")
 	require.NotEqual(t, 0, r.code, "slot reset while the relay streams: %s", r)
 	requireOneLine(t, r.stderr, "--force")
+	var backfilled bool
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT backfilled_at IS NOT NULL FROM public.eventbus_slot_state WHERE slot_name = $1`, e.slot).Scan(&backfilled))
+	require.True(t, backfilled, "a refused reset changes nothing: the slot's backfill stays recorded")
 	ids = append(ids, e.publish(ctx, "after.refusal", "r-1", `{}`))
 	e.waitProcessed(2, 30*time.Second)
 

@@ -227,14 +227,36 @@ SET retry_count = coalesce(retry_count, 0) + 1,
 WHERE id = $1::uuid AND status IS DISTINCT FROM 'processed'
 RETURNING status = 'failed'`
 
+// failureLookupSQL tells, for a row RecordFailure's UPDATE missed, whether
+// it is visible now (and processed), and whether the transaction that
+// inserted it (full xid $2, 0 when unknown) is still in progress.
+const failureLookupSQL = `SELECT e.id IS NOT NULL, coalesce(e.status = 'processed', false),
+  coalesce(pg_xact_status(nullif($2::int8, 0)::text::xid8) = 'in progress', false)
+FROM (SELECT $1::uuid AS id) want LEFT JOIN public.event_bus e USING (id)`
+
 // RecordFailure counts one failed delivery attempt of event id with its error
 // message. It reports whether the event is now failed (its retries are used
 // up), in which case the relay moves on. An event already processed also
-// reports true: there is nothing left to retry. Like MarkProcessed, it waits
-// for a row that is committed but not visible yet.
-func (s *Store) RecordFailure(ctx context.Context, id, message string, maxRetries int) (failed bool, err error) {
+// reports true: there is nothing left to retry.
+//
+// Like MarkProcessed, it waits for a row that is committed but not visible
+// yet: as long as xid, the id of the transaction that inserted the row (0
+// when unknown: backfilled and redriven rows, read from the table), is still
+// in progress, and then for a second lookup, whose snapshot follows the check
+// that found the transaction over. A row missing then was deleted
+// (ErrInvisible). Without an xid it waits at most visibilityWait.
+func (s *Store) RecordFailure(ctx context.Context, id string, xid uint32, message string, maxRetries int) (failed bool, err error) {
 	deadline := time.Now().Add(visibilityWait)
 	wait := time.Millisecond
+	var fxid int64
+	if xid != 0 {
+		full, err := s.fullXids(ctx, []Mark{{ID: id, Xid: xid}})
+		if err != nil {
+			return false, err
+		}
+		fxid = full[0]
+	}
+	over := false // the inserting transaction was found over by a lookup
 	for {
 		err := s.pool.QueryRow(ctx, recordFailureSQL, id, message, maxRetries).Scan(&failed)
 		if err == nil {
@@ -243,17 +265,23 @@ func (s *Store) RecordFailure(ctx context.Context, id, message string, maxRetrie
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return false, fmt.Errorf("record failure of event %s: %w", id, err)
 		}
-		var processed bool
-		err = s.pool.QueryRow(ctx, `SELECT status = 'processed' FROM public.event_bus WHERE id = $1::uuid`, id).Scan(&processed)
-		switch {
-		case err == nil && processed:
-			return true, nil
-		case err == nil:
-			continue // visible now: count the attempt
-		case !errors.Is(err, pgx.ErrNoRows):
+		var visible, processed, inProgress bool
+		if err := s.pool.QueryRow(ctx, failureLookupSQL, id, fxid).Scan(&visible, &processed, &inProgress); err != nil {
 			return false, fmt.Errorf("look up event %s: %w", id, err)
 		}
-		if time.Now().After(deadline) {
+		switch {
+		case processed:
+			return true, nil
+		case visible:
+			continue // visible now: count the attempt
+		case inProgress:
+			deadline = time.Now().Add(visibilityWait)
+		case fxid != 0 && over:
+			return false, fmt.Errorf("%w: %s", ErrInvisible, id)
+		case fxid != 0:
+			over = true
+			continue // once more, in a snapshot taken after the check
+		case time.Now().After(deadline):
 			return false, fmt.Errorf("%w: %s after %s", ErrInvisible, id, visibilityWait)
 		}
 		if err := sleep(ctx, wait); err != nil {

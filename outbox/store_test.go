@@ -120,14 +120,14 @@ func TestRecordFailureCountsAttemptsAndWaitsForTheRow(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		_, _ = pool.Exec(context.Background(), insertSQL, id)
 	}()
-	failed, err := store.RecordFailure(t.Context(), id, "first", 2)
+	failed, err := store.RecordFailure(t.Context(), id, 0, "first", 2)
 	require.NoError(t, err)
 	assert.False(t, failed)
 	st, retries, _ := status(t, pool, id)
 	assert.Equal(t, event.StatusPending, st)
 	assert.Equal(t, 1, retries)
 
-	failed, err = store.RecordFailure(t.Context(), id, "second", 2)
+	failed, err = store.RecordFailure(t.Context(), id, 0, "second", 2)
 	require.NoError(t, err)
 	assert.True(t, failed, "retries used up")
 	st, retries, _ = status(t, pool, id)
@@ -145,7 +145,7 @@ func TestRecordFailureOfAProcessedEventIsANoOp(t *testing.T) {
 	_, err := pool.Exec(t.Context(), insertSQL, id)
 	require.NoError(t, err)
 	require.NoError(t, store.MarkProcessed(t.Context(), []Mark{{ID: id}}))
-	failed, err := store.RecordFailure(t.Context(), id, "late error", 5)
+	failed, err := store.RecordFailure(t.Context(), id, 0, "late error", 5)
 	require.NoError(t, err)
 	assert.True(t, failed, "nothing left to retry")
 	st, retries, _ := status(t, pool, id)
@@ -197,4 +197,40 @@ func TestMarkProcessedRacingCommitsMarksEveryRow(t *testing.T) {
 		st, _, _ := status(t, pool, id)
 		require.Equal(t, event.StatusProcessed, st, "row %d", i)
 	}
+}
+
+// A rejected row of a transaction still committing is waited for as long as
+// the transaction runs, not given up on after visibilityWait (under
+// synchronous replication a commit can take longer): the attempt is counted.
+func TestRecordFailureWaitsForATransactionStillCommitting(t *testing.T) {
+	store, pool := newStore(t)
+	old := visibilityWait
+	visibilityWait = 50 * time.Millisecond
+	t.Cleanup(func() { visibilityWait = old })
+
+	id := "6f0c1a52-0000-4000-8000-000000000006"
+	tx, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	_, err = tx.Exec(t.Context(), insertSQL, id)
+	require.NoError(t, err)
+	var xid int64
+	require.NoError(t, tx.QueryRow(t.Context(), `SELECT pg_current_xact_id()::text::int8 & 4294967295`).Scan(&xid))
+	committed := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // well past visibilityWait
+		committed <- tx.Commit(context.Background())
+	}()
+	failed, err := store.RecordFailure(t.Context(), id, uint32(xid), "refused", 5)
+	require.NoError(t, err)
+	require.NoError(t, <-committed)
+	assert.False(t, failed)
+	_, retries, _ := status(t, pool, id)
+	assert.Equal(t, 1, retries)
+
+	// A row deleted after its transaction committed is reported at once.
+	_, err = pool.Exec(t.Context(), `DELETE FROM public.event_bus WHERE id = $1`, id)
+	require.NoError(t, err)
+	_, err = store.RecordFailure(t.Context(), id, uint32(xid), "refused", 5)
+	require.ErrorIs(t, err, ErrInvisible)
 }

@@ -202,7 +202,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				return nil
 			case errors.Is(err, publisher.ErrRejected):
 				flush() // what was acked before it is marked first
-				failed, rerr := a.failures.record(ctx, f.ev, err)
+				failed, rerr := a.failures.record(ctx, f.ev, f.xid, err)
 				if rerr != nil {
 					return rerr
 				}

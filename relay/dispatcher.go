@@ -41,6 +41,14 @@ var errAckerGone = errors.New("acker stopped")
 // catching up.
 const catchUpBatch = 500
 
+// A redrive message's ids are loaded redriveChunk at a time, so memory
+// stays bounded by the chunk, not the message; past maxRedriveIDs a message's
+// ids are ignored (their rows stay pending, for the redrive sweep).
+const (
+	redriveChunk  = 1000
+	maxRedriveIDs = 100000
+)
+
 // dispatcher is the publishing stage of a session: it publishes the
 // backfill, then every event of the stream in commit order, and hands each
 // outstanding ack to the acker. The acks channel's capacity is the publish
@@ -164,19 +172,28 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 		if len(c.InvalidIDs) > 0 {
 			d.log.Warn("redrive message: ignoring what is not an event id", "tokens", len(c.InvalidIDs), "first", truncate(c.InvalidIDs[0], 80))
 		}
-		if len(c.IDs) == 0 {
-			return nil
+		ids := c.IDs
+		if len(ids) > maxRedriveIDs {
+			d.log.Warn("redrive message: handing back the first ids only; the redrive sweep gets the rest",
+				"ids", len(ids), "handed_back", maxRedriveIDs)
+			ids = ids[:maxRedriveIDs]
 		}
-		events, err := d.store.PendingByIDs(ctx, c.IDs)
-		if err != nil {
-			return err
-		}
-		d.log.Info("redrive", "requested", len(c.IDs), "pending", len(events))
-		for i := range events {
-			if err := d.publish(ctx, d.cur, &events[i], time.Time{}); err != nil {
+		pending := 0
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), redriveChunk)]
+			ids = ids[len(chunk):]
+			events, err := d.store.PendingByIDs(ctx, chunk)
+			if err != nil {
 				return err
 			}
+			pending += len(events)
+			for i := range events {
+				if err := d.publish(ctx, d.cur, &events[i], time.Time{}); err != nil {
+					return err
+				}
+			}
 		}
+		d.log.Info("redrive", "requested", len(c.IDs), "pending", pending)
 	case cdc.Commit:
 		if d.cur == nil {
 			return fmt.Errorf("replication stream: commit outside a transaction")
@@ -265,7 +282,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 			}
 		}
 		<-d.window // nothing was sent
-		failed, err := d.failures.record(ctx, e, err)
+		failed, err := d.failures.record(ctx, e, xid, err)
 		if err != nil {
 			return err
 		}
@@ -295,13 +312,13 @@ type failures struct {
 // record counts one failed attempt of e with cause as its error_message and
 // reports whether e is settled: failed for good (retries used up), or a row
 // that cannot be marked at all, so the stream moves on past it.
-func (f *failures) record(ctx context.Context, e *event.Event, cause error) (failed bool, err error) {
+func (f *failures) record(ctx context.Context, e *event.Event, xid uint32, cause error) (failed bool, err error) {
 	if e.ID == "" {
 		// Without an id the row cannot be marked; nothing else can be done.
 		f.log.Error("skipping an event_bus row without id", "err", cause)
 		return true, nil
 	}
-	failed, err = f.store.RecordFailure(ctx, e.ID, cause.Error(), f.maxRetries)
+	failed, err = f.store.RecordFailure(ctx, e.ID, xid, cause.Error(), f.maxRetries)
 	if errors.Is(err, outbox.ErrInvisible) {
 		f.log.Warn("rejected event not found in event_bus; was it deleted?", "id", e.ID, "err", cause)
 		return true, nil

@@ -34,7 +34,7 @@ func slotCommand(ctx context.Context, cfg config.Config, args []string, stdout i
 	store := outbox.NewStore(pool)
 	switch args[0] {
 	case "reset":
-		lsn, err := relay.ResetSlot(ctx, store, cfg.DatabaseURL, cfg.Slot, *force)
+		lsn, err := relay.ResetSlot(ctx, store, cfg.DatabaseURL, cfg.Slot, *force, cfg.SlotFailover)
 		if err != nil {
 			return err
 		}
