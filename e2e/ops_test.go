@@ -142,7 +142,9 @@ func TestHTTPHealthReadinessAndMetrics(t *testing.T) {
 
 	e.nats.Shutdown()
 	waitHTTP(t, 30*time.Second, addr, "/readyz", http.StatusServiceUnavailable)
-	code, body := httpGet(addr, "/healthz")
+	code, body := httpGet(addr, "/readyz")
+	assert.Equal(t, "not ready: NATS is disconnected\n", body, "/readyz says why (code %d)", code)
+	code, body = httpGet(addr, "/healthz")
 	require.Equal(t, http.StatusOK, code, "/healthz while NATS is down: %s", body)
 
 	require.NoError(t, e.nats.Restart())
@@ -169,6 +171,7 @@ func TestHotStandbyTakesOverFromAKilledRelay(t *testing.T) {
 	})
 	code, body := httpGet(addrB, "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code, "the standby's /readyz: %s", body)
+	assert.Equal(t, "not ready: not streaming from the replication slot: standby: the slot is in use by another relay\n", body)
 
 	const writers, perWriter = 4, 500
 	const total = writers * perWriter

@@ -37,7 +37,8 @@ type Config struct {
 	// AdminToken is the bearer token of the admin endpoints; empty disables
 	// them (403).
 	AdminToken string
-	Ready      func() bool
+	// Ready reports readiness, with the reason when not ready (/readyz says it).
+	Ready func() (bool, string)
 	Gatherer   prometheus.Gatherer
 	// Monitor, when set, serves /api/, /crm/events, /crm/events/ and GET /
 	// and does its own authentication.
@@ -65,8 +66,8 @@ func Listen(cfg Config) ([]*Server, error) {
 			_, _ = w.Write([]byte("ok\n"))
 		})
 		open.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if !cfg.Ready() {
-				http.Error(w, "not ready", http.StatusServiceUnavailable)
+			if ok, reason := cfg.Ready(); !ok {
+				http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 				return
 			}
 			_, _ = w.Write([]byte("ready\n"))

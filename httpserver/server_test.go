@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -27,7 +26,7 @@ func serve(t *testing.T, cfg Config) []string {
 	reg.MustRegister(g)
 	cfg.Gatherer = reg
 	if cfg.Ready == nil {
-		cfg.Ready = func() bool { return true }
+		cfg.Ready = func() (bool, string) { return true, "" }
 	}
 	servers, err := Listen(cfg)
 	require.NoError(t, err)
@@ -136,10 +135,10 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 }
 
 func TestNotReady(t *testing.T) {
-	base := serve(t, Config{Addr: "127.0.0.1:0", Ready: func() bool { return false }})[0]
+	base := serve(t, Config{Addr: "127.0.0.1:0", Ready: func() (bool, string) { return false, "NATS is disconnected" }})[0]
 	code, body := get(t, base+"/readyz", "")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
-	assert.True(t, strings.HasPrefix(body, "not ready"))
+	assert.Equal(t, "not ready: NATS is disconnected\n", body, "the reason")
 }
 
 func TestMonitorServesItsPathsAndNothingElse(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/metrics"
@@ -54,8 +55,9 @@ type Relay struct {
 	log   *slog.Logger
 	m     *metrics.Relay
 
-	streaming atomic.Bool
-	unmarked  unmarked // acked by JetStream, not marked; see unmarked
+	streaming    atomic.Bool
+	notStreaming atomic.Value // string: why the last session ended, for Readiness
+	unmarked     unmarked     // acked by JetStream, not marked; see unmarked
 }
 
 // New returns a Relay that reads the slot of opts.Source, publishes with pub
@@ -85,7 +87,27 @@ func New(opts Options, pool *pgxpool.Pool, store *outbox.Store, pub *publisher.P
 
 // Ready reports whether the relay owns the slot, is streaming, and NATS is
 // connected.
-func (r *Relay) Ready() bool { return r.streaming.Load() && r.pub.Connected() }
+func (r *Relay) Ready() bool {
+	ok, _ := r.Readiness()
+	return ok
+}
+
+// Readiness is Ready with the reason when not ready: the replication stream
+// is not running (a standby, or a session starting or retrying after a
+// failure: the last one is named), NATS is disconnected, or the stream is
+// missing. A slow broker is ready: it is back-pressure, not an outage.
+func (r *Relay) Readiness() (ok bool, reason string) {
+	switch {
+	case !r.pub.Connected():
+		return false, "NATS is disconnected"
+	case !r.streaming.Load():
+		if why, _ := r.notStreaming.Load().(string); why != "" {
+			return false, "not streaming from the replication slot: " + why
+		}
+		return false, "not streaming from the replication slot yet"
+	}
+	return true, ""
+}
 
 // Fatal errors stop the relay: retrying cannot help.
 type fatalError struct{ error }
@@ -123,6 +145,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			backoff.reset()
 		}
 		wait := backoff.next()
+		r.notStreaming.Store(notStreamingReason(err))
 		switch {
 		case errors.Is(err, cdc.ErrSlotActive):
 			if !standby {
@@ -164,4 +187,17 @@ func (r *Relay) ensurePublication(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// notStreamingReason says in a few words why a session ended, for /readyz.
+func notStreamingReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, cdc.ErrSlotActive):
+		return "standby: the slot is in use by another relay"
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return "the stream is missing"
+	}
+	return err.Error()
 }

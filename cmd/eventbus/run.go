@@ -73,7 +73,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		Metrics:           metrics.NewRelay(reg),
 	}, pool, store, pub)
 
-	stopHTTP, err := serveHTTP(cfg, reg, r.Ready, pool, pub, log)
+	stopHTTP, err := serveHTTP(cfg, reg, r, pool, pub, log)
 	if err != nil {
 		return err
 	}
@@ -106,17 +106,17 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 
 // serveHTTP starts the relay's HTTP listeners (health, metrics, admin, and
 // the monitor when someone can sign in to it); stop closes them and waits.
-func serveHTTP(cfg config.Config, reg *prometheus.Registry, ready func() bool, pool *pgxpool.Pool, pub *publisher.Publisher, log *slog.Logger) (stop func(), err error) {
+func serveHTTP(cfg config.Config, reg *prometheus.Registry, r *relay.Relay, pool *pgxpool.Pool, pub *publisher.Publisher, log *slog.Logger) (stop func(), err error) {
 	var mon http.Handler
 	if cfg.AdminToken != "" || cfg.JWTSecret != "" {
 		mon = monitor.New(monitor.Options{
 			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
-			Slot: cfg.Slot, Ready: ready, Log: log,
+			Slot: cfg.Slot, Ready: r.Ready, Log: log,
 		})
 	}
 	servers, err := httpserver.Listen(httpserver.Config{
 		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, AdminToken: cfg.AdminToken,
-		Ready: ready, Gatherer: reg, Monitor: mon, Log: log,
+		Ready: r.Readiness, Gatherer: reg, Monitor: mon, Log: log,
 	})
 	if err != nil {
 		return nil, err
