@@ -36,8 +36,8 @@ type Config struct {
 	// DuplicateWindow and StreamMaxAge configure the stream when the relay
 	// creates it (an existing stream is never changed); see the README for
 	// their memory and disk cost.
-	DuplicateWindow Age `envconfig:"DUPLICATE_WINDOW" default:"10m"`
-	StreamMaxAge    Age `envconfig:"STREAM_MAX_AGE" default:"7d"`
+	DuplicateWindow Duration `envconfig:"DUPLICATE_WINDOW" default:"10m"`
+	StreamMaxAge    Duration `envconfig:"STREAM_MAX_AGE" default:"7d"`
 	MaxRetries      int `envconfig:"MAX_RETRIES" default:"5"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
@@ -65,41 +65,53 @@ type Config struct {
 	// PublishWindow bounds the events published to JetStream and not yet acked.
 	PublishWindow int `envconfig:"PUBLISH_WINDOW" default:"2048"`
 	// StatusFlushInterval bounds how long an acked event waits for its status write.
-	StatusFlushInterval time.Duration `envconfig:"STATUS_FLUSH_INTERVAL" default:"5ms"`
+	StatusFlushInterval Duration `envconfig:"STATUS_FLUSH_INTERVAL" default:"5ms"`
 	// StandbyInterval is how often the confirmed position is reported to Postgres.
-	StandbyInterval time.Duration `envconfig:"STANDBY_INTERVAL" default:"1s"`
+	StandbyInterval Duration `envconfig:"STANDBY_INTERVAL" default:"1s"`
 	// HeartbeatInterval is how often the relay writes a heartbeat message to
 	// the WAL so the slot advances while event_bus is quiet; 0 disables.
-	HeartbeatInterval time.Duration `envconfig:"HEARTBEAT_INTERVAL" default:"30s"`
+	HeartbeatInterval Duration `envconfig:"HEARTBEAT_INTERVAL" default:"30s"`
 	// RedriveInterval is how often run looks for rows that should have been
 	// delivered by now and hands them back to the stream; 0 disables.
-	RedriveInterval time.Duration `envconfig:"REDRIVE_INTERVAL" default:"1m"`
+	RedriveInterval Duration `envconfig:"REDRIVE_INTERVAL" default:"1m"`
 	// RedriveAfter is the margin: a pending row counts as stuck when it was
 	// created this long before the last confirmed commit.
-	RedriveAfter time.Duration `envconfig:"REDRIVE_AFTER" default:"2m"`
+	RedriveAfter Duration `envconfig:"REDRIVE_AFTER" default:"2m"`
 	// Retention makes run delete processed events older than this once an
 	// hour; 0 keeps them.
-	Retention Age `envconfig:"RETENTION" default:"0"`
+	Retention Duration `envconfig:"RETENTION" default:"0"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 	// RelayRole, when set, is the least-privilege role the relay runs as:
 	// `eventbus migrate` grants it what `eventbus run` needs.
 	RelayRole string `envconfig:"RELAY_ROLE"`
 }
 
-// Age is a duration that also accepts whole days: "30d", "1d12h"; "0" is zero.
-type Age time.Duration
+// Duration is the type of every duration variable: a Go duration ("500ms",
+// "30s", "5m", "1h30m"), or whole days optionally followed by one ("7d",
+// "1d12h"); "0" is zero. Logs print it as text.
+type Duration time.Duration
 
 // Decode implements envconfig.Decoder.
-func (a *Age) Decode(v string) error {
-	if v == "" || v == "0" {
-		*a = 0
+func (d *Duration) Decode(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "0" {
+		*d = 0
 		return nil
 	}
-	d, err := ParseAge(v)
-	*a = Age(d)
-	return err
+	neg := strings.HasPrefix(v, "-")
+	p, err := ParseAge(strings.TrimPrefix(v, "-"))
+	if err != nil {
+		return err
+	}
+	if neg {
+		p = -p
+	}
+	*d = Duration(p)
+	return nil
 }
+
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // ParseAge parses a positive Go duration, or whole days optionally followed
 // by one ("30d", "1d12h").
@@ -153,9 +165,7 @@ func typeWord(t string) string {
 	case "int":
 		return "an integer"
 	case "Duration":
-		return "a duration such as 500ms or 10s"
-	case "Age":
-		return "a duration such as 30d or 720h (0 is off)"
+		return "a duration such as 500ms, 30s, 5m, 1h or 7d"
 	default:
 		return "a " + t
 	}
@@ -245,15 +255,15 @@ func (c Config) Validate() error {
 		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)
 	}
 	for name, d := range map[string]time.Duration{
-		"STATUS_FLUSH_INTERVAL": c.StatusFlushInterval,
-		"STANDBY_INTERVAL":      c.StandbyInterval,
-		"SHUTDOWN_TIMEOUT":      c.ShutdownTimeout,
+		"STATUS_FLUSH_INTERVAL": time.Duration(c.StatusFlushInterval),
+		"STANDBY_INTERVAL":      time.Duration(c.StandbyInterval),
+		"SHUTDOWN_TIMEOUT":      time.Duration(c.ShutdownTimeout),
 	} {
 		if d <= 0 {
 			return bad(name, "must be a positive duration, got %s", d)
 		}
 	}
-	if w, a := time.Duration(c.DuplicateWindow), time.Duration(c.StreamMaxAge); a != 0 && w > a {
+	if w, a := c.DuplicateWindow, c.StreamMaxAge; a != 0 && w > a {
 		return bad("DUPLICATE_WINDOW", "must not be longer than EVENTBUS_STREAM_MAX_AGE (%s), got %s", a, w)
 	}
 	if r := time.Duration(c.Retention); r != 0 && r < time.Hour {
@@ -268,7 +278,7 @@ func (c Config) Validate() error {
 	if c.HeartbeatInterval < 0 {
 		return bad("HEARTBEAT_INTERVAL", "must not be negative (0 disables), got %s", c.HeartbeatInterval)
 	}
-	if c.StandbyInterval > 10*time.Second {
+	if time.Duration(c.StandbyInterval) > 10*time.Second {
 		return bad("STANDBY_INTERVAL", "must be at most 10s so the server does not time the relay out, got %s", c.StandbyInterval)
 	}
 	return nil

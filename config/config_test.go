@@ -36,7 +36,33 @@ func TestDefaultsAreTheContract(t *testing.T) {
 	assert.Equal(t, "events", c.SubjectPrefix)
 	assert.Equal(t, 5, c.MaxRetries)
 	assert.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
-	assert.Equal(t, 30*time.Second, c.HeartbeatInterval)
+	assert.Equal(t, 30*time.Second, time.Duration(c.HeartbeatInterval))
+	assert.Equal(t, 10*time.Minute, time.Duration(c.DuplicateWindow))
+	assert.Equal(t, 7*24*time.Hour, time.Duration(c.StreamMaxAge))
+}
+
+// Every duration variable takes 30s, 5m, 1h and 7d (CONTRACT v2).
+func TestDurationsAcceptSecondsToDays(t *testing.T) {
+	for value, want := range map[string]time.Duration{
+		"30s": 30 * time.Second, "5m": 5 * time.Minute, "1h": time.Hour, "7d": 7 * 24 * time.Hour,
+		"1d12h": 36 * time.Hour, "0": 0,
+	} {
+		unsetAll(t)
+		t.Setenv("EVENTBUS_REDRIVE_INTERVAL", value)
+		t.Setenv("EVENTBUS_HEARTBEAT_INTERVAL", value)
+		t.Setenv("EVENTBUS_STREAM_MAX_AGE", value)
+		t.Setenv("EVENTBUS_DUPLICATE_WINDOW", "0")
+		c, err := Load()
+		require.NoError(t, err, value)
+		assert.Equal(t, want, time.Duration(c.RedriveInterval), value)
+		assert.Equal(t, want, time.Duration(c.HeartbeatInterval), value)
+		assert.Equal(t, want, time.Duration(c.StreamMaxAge), value)
+	}
+	unsetAll(t)
+	t.Setenv("EVENTBUS_SHUTDOWN_TIMEOUT", "2d")
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, 48*time.Hour, time.Duration(c.ShutdownTimeout))
 }
 
 func TestEmptyHTTPAddrDisables(t *testing.T) {

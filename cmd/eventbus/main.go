@@ -133,6 +133,9 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 	redactor := cfg.Redactor()
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		switch a.Value.Kind() {
+		case slog.KindDuration:
+			// Text, never nanoseconds: "5.2s" reads the same in both formats.
+			a.Value = slog.StringValue(a.Value.Duration().String())
 		case slog.KindString:
 			a.Value = slog.StringValue(redactor.Replace(a.Value.String()))
 		case slog.KindAny:

@@ -36,7 +36,7 @@ func TestLoggerRedactsSecrets(t *testing.T) {
 		assert.Contains(t, line, "relay:xxxxx@db", format)
 		assert.Equal(t, 1, strings.Count(line, "\n"), format)
 		if format == "json" {
-			assert.Contains(t, line, `"took":1500000000`, "durations keep their form")
+			assert.Contains(t, line, `"took":"1.5s"`, "durations as text (CONTRACT v2)")
 		}
 	}
 }
@@ -49,4 +49,15 @@ func TestUnloadableNATSFileIsAConfigurationError(t *testing.T) {
 	code := run([]string{"tail"}, &stdout, &stderr)
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "eventbus: configuration: EVENTBUS_NATS_CA: cannot read /nonexistent/ca.pem: no such file or directory\n", stderr.String())
+}
+
+func TestLoggerPrintsDurationsAsText(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var out bytes.Buffer
+		log, err := newLogger(config.Config{LogLevel: "info", LogFormat: format}, &out)
+		require.NoError(t, err)
+		log.Info("waited", "retry_in", 5200*time.Millisecond)
+		assert.Contains(t, out.String(), "5.2s", format)
+		assert.NotContains(t, out.String(), "5200000000", format)
+	}
 }
