@@ -22,69 +22,69 @@ import (
 // Prefix is the environment prefix of every variable.
 const Prefix = "EVENTBUS"
 
-// Config is the relay's configuration. Field tags name the variables; the
-// README's configuration table mirrors them.
+// Config is the relay's configuration. Field tags name the variables, in
+// full; the README's configuration table mirrors them.
 type Config struct {
-	DatabaseURL string `envconfig:"DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
-	NATSURL     string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
-	Slot        string `envconfig:"SLOT" default:"eventbus"`
+	DatabaseURL string `envconfig:"EVENTBUS_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
+	NATSURL     string `envconfig:"EVENTBUS_NATS_URL" default:"nats://127.0.0.1:4222"`
+	Slot        string `envconfig:"EVENTBUS_SLOT" default:"eventbus"`
 	// SlotFailover creates the slot with FAILOVER (PostgreSQL 17+).
-	SlotFailover  bool   `envconfig:"SLOT_FAILOVER" default:"false"`
-	Publication   string `envconfig:"PUBLICATION" default:"eventbus"`
-	Stream        string `envconfig:"STREAM" default:"EVENTBUS"`
-	SubjectPrefix string `envconfig:"SUBJECT_PREFIX" default:"events"`
+	SlotFailover  bool   `envconfig:"EVENTBUS_SLOT_FAILOVER" default:"false"`
+	Publication   string `envconfig:"EVENTBUS_PUBLICATION" default:"eventbus"`
+	Stream        string `envconfig:"EVENTBUS_STREAM" default:"EVENTBUS"`
+	SubjectPrefix string `envconfig:"EVENTBUS_SUBJECT_PREFIX" default:"events"`
 	// DuplicateWindow and StreamMaxAge configure the stream when the relay
 	// creates it (an existing stream is never changed); see the README for
 	// their memory and disk cost.
-	DuplicateWindow Duration `envconfig:"DUPLICATE_WINDOW" default:"10m"`
-	StreamMaxAge    Duration `envconfig:"STREAM_MAX_AGE" default:"7d"`
-	MaxRetries      int `envconfig:"MAX_RETRIES" default:"5"`
+	DuplicateWindow Duration `envconfig:"EVENTBUS_DUPLICATE_WINDOW" default:"10m"`
+	StreamMaxAge    Duration `envconfig:"EVENTBUS_STREAM_MAX_AGE" default:"7d"`
+	MaxRetries      int      `envconfig:"EVENTBUS_MAX_RETRIES" default:"5"`
 	// HTTPAddr is where /metrics, /healthz and /readyz are served; empty disables.
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	HTTPAddr string `envconfig:"EVENTBUS_HTTP_ADDR" default:"127.0.0.1:8080"`
 	// MetricsAddr, when set, serves /metrics on a listener of its own
 	// instead of on HTTPAddr.
-	MetricsAddr string `envconfig:"METRICS_ADDR"`
+	MetricsAddr string `envconfig:"EVENTBUS_METRICS_ADDR"`
 	// AdminToken is the bearer token of the HTTP endpoints beyond /healthz,
 	// /readyz and /metrics (pprof, later the API); empty disables them.
-	AdminToken string `envconfig:"ADMIN_TOKEN"`
+	AdminToken string `envconfig:"EVENTBUS_ADMIN_TOKEN"`
 	// JWTSecret verifies Supabase-style HS256 JWTs of the monitor's API
 	// (/api/, /crm/events): admins of an organization sign in with them.
-	JWTSecret string `envconfig:"JWT_SECRET"`
+	JWTSecret string `envconfig:"EVENTBUS_JWT_SECRET"`
 
 	// NATS authentication and TLS, on top of user:password@ or token@ in
 	// NATSURL. Each names a file; see package natsconn.
-	NATSCreds string `envconfig:"NATS_CREDS"` // user JWT and nkey seed (.creds)
-	NATSNkey  string `envconfig:"NATS_NKEY"`  // nkey seed (SU…)
-	NATSCA    string `envconfig:"NATS_CA"`    // CA certificates that verify the server
-	NATSCert  string `envconfig:"NATS_CERT"`  // client certificate, with NATSKey
-	NATSKey   string `envconfig:"NATS_KEY"`   // client private key, with NATSCert
+	NATSCreds string `envconfig:"EVENTBUS_NATS_CREDS"` // user JWT and nkey seed (.creds)
+	NATSNkey  string `envconfig:"EVENTBUS_NATS_NKEY"`  // nkey seed (SU…)
+	NATSCA    string `envconfig:"EVENTBUS_NATS_CA"`    // CA certificates that verify the server
+	NATSCert  string `envconfig:"EVENTBUS_NATS_CERT"`  // client certificate, with NATSKey
+	NATSKey   string `envconfig:"EVENTBUS_NATS_KEY"`   // client private key, with NATSCert
 
-	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat string `envconfig:"LOG_FORMAT" default:"auto"`
+	LogLevel  string `envconfig:"EVENTBUS_LOG_LEVEL" default:"info"`
+	LogFormat string `envconfig:"EVENTBUS_LOG_FORMAT" default:"auto"`
 
 	// PublishWindow bounds the events published to JetStream and not yet acked.
-	PublishWindow int `envconfig:"PUBLISH_WINDOW" default:"2048"`
+	PublishWindow int `envconfig:"EVENTBUS_PUBLISH_WINDOW" default:"2048"`
 	// StatusFlushInterval bounds how long an acked event waits for its status write.
-	StatusFlushInterval Duration `envconfig:"STATUS_FLUSH_INTERVAL" default:"5ms"`
+	StatusFlushInterval Duration `envconfig:"EVENTBUS_STATUS_FLUSH_INTERVAL" default:"5ms"`
 	// StandbyInterval is how often the confirmed position is reported to Postgres.
-	StandbyInterval Duration `envconfig:"STANDBY_INTERVAL" default:"1s"`
+	StandbyInterval Duration `envconfig:"EVENTBUS_STANDBY_INTERVAL" default:"1s"`
 	// HeartbeatInterval is how often the relay writes a heartbeat message to
 	// the WAL so the slot advances while event_bus is quiet; 0 disables.
-	HeartbeatInterval Duration `envconfig:"HEARTBEAT_INTERVAL" default:"30s"`
+	HeartbeatInterval Duration `envconfig:"EVENTBUS_HEARTBEAT_INTERVAL" default:"30s"`
 	// RedriveInterval is how often run looks for rows that should have been
 	// delivered by now and hands them back to the stream; 0 disables.
-	RedriveInterval Duration `envconfig:"REDRIVE_INTERVAL" default:"1m"`
+	RedriveInterval Duration `envconfig:"EVENTBUS_REDRIVE_INTERVAL" default:"1m"`
 	// RedriveAfter is the margin: a pending row counts as stuck when it was
 	// created this long before the last confirmed commit.
-	RedriveAfter Duration `envconfig:"REDRIVE_AFTER" default:"2m"`
+	RedriveAfter Duration `envconfig:"EVENTBUS_REDRIVE_AFTER" default:"2m"`
 	// Retention makes run delete processed events older than this once an
 	// hour; 0 keeps them.
-	Retention Duration `envconfig:"RETENTION" default:"0"`
+	Retention Duration `envconfig:"EVENTBUS_RETENTION" default:"0"`
 	// ShutdownTimeout bounds the graceful drain after SIGINT/SIGTERM.
-	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	ShutdownTimeout Duration `envconfig:"EVENTBUS_SHUTDOWN_TIMEOUT" default:"15s"`
 	// RelayRole, when set, is the least-privilege role the relay runs as:
 	// `eventbus migrate` grants it what `eventbus run` needs.
-	RelayRole string `envconfig:"RELAY_ROLE"`
+	RelayRole string `envconfig:"EVENTBUS_RELAY_ROLE"`
 }
 
 // Duration is the type of every duration variable: a Go duration ("500ms",
@@ -150,7 +150,11 @@ func (e *Error) Error() string { return e.Variable + ": " + e.Problem }
 // Load reads the environment and validates the result.
 func Load() (Config, error) {
 	var c Config
-	if err := envconfig.Process(Prefix, &c); err != nil {
+	// Tags hold the full names and the prefix given to envconfig is empty:
+	// with a prefix, envconfig falls back to the bare tag (DATABASE_URL,
+	// NATS_URL, JWT_SECRET…) when the prefixed variable is unset, and other
+	// programs' variables would configure the relay. Only EVENTBUS_* counts.
+	if err := envconfig.Process("", &c); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
 			return c, &Error{Variable: pe.KeyName, Problem: fmt.Sprintf("invalid value %q: want %s", pe.Value, typeWord(pe.TypeName))}

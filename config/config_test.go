@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,14 +14,49 @@ import (
 
 // unsetAll unsets every EVENTBUS_ variable for the test, so the machine's
 // environment cannot leak in; t.Setenv restores them afterwards.
+// unsetAll clears every EVENTBUS_* variable and the bare names too, so
+// that no test passes because of the machine's environment.
 func unsetAll(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, Prefix+"_") {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, bare := bareNames()[name]; strings.HasPrefix(name, Prefix+"_") || bare {
 			t.Setenv(name, "")
 			require.NoError(t, os.Unsetenv(name))
 		}
 	}
+}
+
+// bareNames are the variables' names without the prefix.
+func bareNames() map[string]struct{} {
+	names := map[string]struct{}{}
+	ct := reflect.TypeFor[Config]()
+	for i := range ct.NumField() {
+		if tag := ct.Field(i).Tag.Get("envconfig"); tag != "" {
+			names[strings.TrimPrefix(tag, Prefix+"_")] = struct{}{}
+		}
+	}
+	return names
+}
+
+// Only EVENTBUS_* configures eventbus (CONTRACT v2): the bare names, which
+// other programs use (the nats CLI's NATS_URL, Supabase's JWT_SECRET), are
+// ignored, even when their values are invalid.
+func TestBareNamesAreIgnored(t *testing.T) {
+	unsetAll(t)
+	names := bareNames()
+	require.Contains(t, names, "DATABASE_URL")
+	require.Contains(t, names, "JWT_SECRET")
+	for name := range names {
+		t.Setenv(name, "not-a-valid-value")
+	}
+	c, err := Load()
+	require.NoError(t, err, "bare names set to invalid values")
+	assert.Equal(t, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", c.DatabaseURL)
+	assert.Equal(t, "nats://127.0.0.1:4222", c.NATSURL)
+	assert.Equal(t, 5, c.MaxRetries)
+	assert.Empty(t, c.JWTSecret)
+	assert.Empty(t, c.AdminToken)
 }
 
 func TestDefaultsAreTheContract(t *testing.T) {
