@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/natsconn"
+	"github.com/eventbus/eventbus/publisher"
 )
 
 // flags returns a FlagSet whose parse errors become usage errors.
@@ -82,6 +86,44 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return pool, nil
+}
+
+// openStream connects to NATS as cfg says (natsconn.Options), naming the
+// client name, and looks up cfg's stream. The caller closes the connection.
+func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn, jetstream.Stream, error) {
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name(name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil, fmt.Errorf("stream %s does not exist: eventbus run creates it", cfg.Stream)
+		}
+		return nil, nil, fmt.Errorf("look up stream %s: %w", cfg.Stream, err)
+	}
+	return nc, stream, nil
+}
+
+// connectPublisher connects a publisher to cfg's stream for a command that
+// republishes stored events (replay, verify --repair), with the window of
+// PubAcks both await (replay.Options.Window, verify's chunk).
+func connectPublisher(ctx context.Context, cfg config.Config) (*publisher.Publisher, error) {
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return publisher.Connect(ctx, publisher.Options{URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, MaxPending: 256})
 }
 
 func noArgs(args []string) error {

@@ -148,10 +148,8 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 	format := cfg.LogFormat
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
+		if isTerminal(w) {
+			format = "text"
 		}
 	}
 	if format == "text" {
