@@ -38,8 +38,8 @@ type Config struct {
 	// them (403).
 	AdminToken string
 	// Ready reports readiness, with the reason when not ready (/readyz says it).
-	Ready func() (bool, string)
-	Gatherer   prometheus.Gatherer
+	Ready    func() (bool, string)
+	Gatherer prometheus.Gatherer
 	// Monitor, when set, serves /api/, /crm/events, /crm/events/ and GET /
 	// and does its own authentication.
 	Monitor http.Handler

@@ -1,5 +1,5 @@
 // Package natsconn holds what every NATS connection of eventbus shares: the
-// relay's publisher, `eventbus replay` and `eventbus tail` all connect with
+// relay's publisher, `eventbus replay`, `tail` and `verify` all connect with
 // Options, name the server with RedactURL, and tell a refused connection
 // (Refused: wrong credentials, an untrusted certificate — retrying cannot
 // help) from an outage (retry).

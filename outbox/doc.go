@@ -2,10 +2,10 @@
 // sibling tables (eventbus_slot_state), and the calls of the SQL functions
 // around it: the backfill scan, the status writes of the relay (processed,
 // retry_count, failed), redrive (the relay's sweep; process_pending_events
-// on request), replay's scan, the monitor's listing, lookup and counts, the
-// backlog behind the relay's gauges, publishing through publish_event, and
-// pruning. Other packages call these functions; none of them writes
-// event_bus SQL of its own.
+// on request), replay's scan, verify's reads, the monitor's listing, lookup
+// and counts, the backlog behind the relay's gauges, publishing through
+// publish_event, and pruning. Other packages call these functions; none of
+// them writes event_bus SQL of its own.
 //
 // One Filter selects events wherever they are selected by an operator's
 // criteria (replay, the monitor's list), rendered by one where-builder; one

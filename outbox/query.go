@@ -27,8 +27,8 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Filter selects events: for replay (Scan, Count) and for the monitor's list
-// (ListEvents). Zero fields do not filter; several values of one field match
+// Filter selects events: for replay (Scan, Count), verify (ScanPositions,
+// Scan) and for the monitor's list (ListEvents). Zero fields do not filter; several values of one field match
 // any of them.
 type Filter struct {
 	Since          time.Time // created_at >= Since
@@ -124,10 +124,33 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(event.Event) error) 
 	return streamEvents(ctx, s.pool, "read events", sql, args, fn)
 }
 
+// ScanPositions is Scan reading only the position (created_at, id) of each
+// event: for a caller that holds many events' ids at once (eventbus verify
+// holds a window's), without the payloads crossing the wire. A NULL
+// created_at reads as the zero time.
+func (s *Store) ScanPositions(ctx context.Context, f Filter, fn func(Position) error) (int, error) {
+	sql, args := f.query(`created_at, id::text`)
+	return streamRows(ctx, s.pool, "read event ids", sql, args, func(row pgx.Row) (Position, error) {
+		var p Position
+		var created *time.Time
+		err := row.Scan(&created, &p.ID)
+		if created != nil {
+			p.CreatedAt = *created
+		}
+		return p, err
+	}, fn)
+}
+
 // streamEvents runs sql on q and calls fn for each event it returns, as the
 // rows arrive, so memory does not grow with their number. what names the read
 // in errors.
 func streamEvents(ctx context.Context, q Querier, what, sql string, args []any, fn func(event.Event) error) (int, error) {
+	return streamRows(ctx, q, what, sql, args, func(row pgx.Row) (event.Event, error) { return scanEvent(row) }, fn)
+}
+
+// streamRows runs sql on q and calls fn with each row it returns, read by
+// scan, as the rows arrive.
+func streamRows[T any](ctx context.Context, q Querier, what, sql string, args []any, scan func(pgx.Row) (T, error), fn func(T) error) (int, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
@@ -135,11 +158,11 @@ func streamEvents(ctx context.Context, q Querier, what, sql string, args []any, 
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return n, fmt.Errorf("%s: %w", what, err)
 		}
-		if err := fn(e); err != nil {
+		if err := fn(v); err != nil {
 			return n, err
 		}
 		n++

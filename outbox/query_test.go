@@ -43,8 +43,9 @@ func listIDs(t *testing.T, pool *pgxpool.Pool, f Filter) []string {
 	return ids
 }
 
-// One filter serves the monitor's list and replay: the same conditions
-// select the same rows through ListEvents, Scan and Count.
+// One filter serves the monitor's list, replay and verify: the same
+// conditions select the same rows through ListEvents, Scan, ScanPositions
+// and Count.
 func TestFilterSelectsTheSameRowsEverywhere(t *testing.T) {
 	t.Parallel()
 	store, pool := newStore(t)
@@ -76,6 +77,15 @@ func TestFilterSelectsTheSameRowsEverywhere(t *testing.T) {
 		})
 		require.NoError(t, err, name)
 		assert.Equal(t, c.want, scanned, "%s: Scan", name)
+		assert.Len(t, c.want, n, name)
+		var positions []string
+		n, err = store.ScanPositions(t.Context(), c.f, func(p Position) error {
+			assert.False(t, p.CreatedAt.IsZero(), "%s: ScanPositions reads created_at", name)
+			positions = append(positions, p.ID)
+			return nil
+		})
+		require.NoError(t, err, name)
+		assert.Equal(t, c.want, positions, "%s: ScanPositions", name)
 		assert.Len(t, c.want, n, name)
 		count, err := store.Count(t.Context(), c.f)
 		require.NoError(t, err, name)

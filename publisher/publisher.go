@@ -217,18 +217,36 @@ func (a Ack) Wait(ctx context.Context) error {
 // the publish still outstanding, when tick fires first. A nil tick never
 // fires.
 func (a Ack) WaitOrTick(ctx context.Context, tick <-chan time.Time) (ticked bool, err error) {
+	_, ticked, err = a.wait(ctx, tick)
+	return ticked, err
+}
+
+// WaitStored is Wait for a caller that must know where the message is: the
+// stream sequence it was stored at or, when duplicate, the sequence of the
+// message stored earlier under the same Nats-Msg-Id within the stream's
+// duplicate window. That message may be gone: a deleted message's id stays
+// in the window (eventbus verify --repair looks).
+func (a Ack) WaitStored(ctx context.Context) (seq uint64, duplicate bool, err error) {
+	ack, _, err := a.wait(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+func (a Ack) wait(ctx context.Context, tick <-chan time.Time) (*jetstream.PubAck, bool, error) {
 	if a.err != nil {
-		return false, a.err
+		return nil, false, a.err
 	}
 	select {
-	case <-a.future.Ok():
-		return false, nil
+	case ack := <-a.future.Ok():
+		return ack, false, nil
 	case err := <-a.future.Err():
-		return false, classify(err)
+		return nil, false, classify(err)
 	case <-tick:
-		return true, nil
+		return nil, true, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 }
 

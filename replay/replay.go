@@ -18,6 +18,10 @@ import (
 	"github.com/eventbus/eventbus/publisher"
 )
 
+// MsgIDMarker stands between the event id and the replay's token in a
+// replayed message's Nats-Msg-Id: <event id>:replay:<token>.
+const MsgIDMarker = ":replay:"
+
 // Options tune a replay.
 type Options struct {
 	// DryRun reads and reports the events without publishing them.
@@ -45,7 +49,7 @@ func Run(ctx context.Context, store *outbox.Store, pub *publisher.Publisher, f o
 	}
 	var token [4]byte
 	_, _ = rand.Read(token[:])
-	suffix := ":replay:" + hex.EncodeToString(token[:])
+	suffix := MsgIDMarker + hex.EncodeToString(token[:])
 
 	var res Result
 	type pending struct {

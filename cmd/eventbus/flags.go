@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/natsconn"
@@ -87,6 +89,36 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// openStream connects to NATS as cfg says (natsconn.Options), naming the
+// client name, and looks up cfg's stream. The caller closes the connection.
+func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn, jetstream.Stream, error) {
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name(name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil, fmt.Errorf("stream %s does not exist: eventbus run creates it", cfg.Stream)
+		}
+		return nil, nil, fmt.Errorf("look up stream %s: %w", cfg.Stream, err)
+	}
+	return nc, stream, nil
+}
+
+// connectPublisher connects a publisher to cfg's stream for a command that
+// republishes stored events (replay, verify --repair), with the window of
+// PubAcks both await (replay.Options.Window, verify's chunk).
 func noArgs(args []string) error {
 	if len(args) > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}

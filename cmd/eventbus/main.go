@@ -5,6 +5,7 @@
 //	eventbus status    slot, lag and counts
 //	eventbus slot      reset, drop or advance the replication slot
 //	eventbus replay    republish stored events
+//	eventbus verify    find processed events missing from the stream; --repair
 //	eventbus publish   call publish_event
 //	eventbus prune     delete old processed (or failed) events
 //	eventbus tail      print events as they reach the stream
@@ -45,6 +46,10 @@ commands:
   replay [--since T] [--until T] [--event-type X] [--aggregate-type A]
          [--status S] [--id UUID]... [--dry-run] [--rate N]
             republish stored events (fresh Nats-Msg-Id, Eventbus-Replay: true)
+  verify [--since T] [--until T] [--repair] [--json]
+            list the processed events created in the window (default: the
+            last 24 h) that are missing from the stream (acks lost by the
+            broker); --repair publishes them again. Exit 1 while any is missing
   publish --event-type X --aggregate-type A --aggregate-id ID
           [--payload JSON] [--metadata JSON] [--organization-id UUID]
             call publish_event and print the new id
@@ -95,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = slotCommand(ctx, cfg, args[1:], stdout)
 	case "replay":
 		err = replayCommand(ctx, cfg, args[1:], stdout, stderr)
+	case "verify":
+		err = verifyCommand(ctx, cfg, args[1:], stdout, stderr)
 	case "publish":
 		err = publishCommand(ctx, cfg, args[1:], stdout)
 	case "prune":
@@ -151,10 +158,8 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 	format := cfg.LogFormat
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
+		if isTerminal(w) {
+			format = "text"
 		}
 	}
 	if format == "text" {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/eventbus/eventbus/config"
@@ -49,6 +47,7 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 
 	opts := replay.Options{DryRun: *dryRun, Rate: *rate}
 	var pub *publisher.Publisher
+	var bar *progress
 	if !*dryRun {
 		var err error
 		if pub, err = connectPublisher(ctx, cfg, 256, nil); err != nil {
@@ -62,13 +61,18 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		if err != nil {
 			return err
 		}
-		opts.OnEvent = progress(stderr, total)
+		bar = newProgress(stderr)
+		bar.Start("replayed events", total)
+		opts.OnEvent = func(*event.Event) { bar.Add() }
 	} else {
 		opts.OnEvent = func(e *event.Event) {
 			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", e.ID, e.CreatedAt.Format(time.RFC3339), e.EventType, e.AggregateID)
 		}
 	}
 	res, err := replay.Run(ctx, outbox.NewStore(pool), pub, f, opts)
+	if bar != nil {
+		bar.Done()
+	}
 	if err != nil {
 		return err
 	}
@@ -84,42 +88,4 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		return fmt.Errorf("%d of %d events could not be replayed", len(res.Rejected), res.Matched)
 	}
 	return nil
-}
-
-// progress reports replay progress on w: a bar redrawn in place on a
-// terminal, a plain line every few seconds otherwise (logs, CI).
-func progress(w io.Writer, total int) func(*event.Event) {
-	f, isFile := w.(*os.File)
-	terminal := false
-	if isFile {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			terminal = true
-		}
-	}
-	started, last, n := time.Now(), time.Time{}, 0
-	return func(*event.Event) {
-		n++
-		every := 5 * time.Second
-		if terminal {
-			every = 100 * time.Millisecond
-		}
-		if time.Since(last) < every && n < total {
-			return
-		}
-		last = time.Now()
-		rate := float64(n) / max(time.Since(started).Seconds(), 0.001)
-		if !terminal {
-			fmt.Fprintf(w, "replayed %d of %d events (%.0f/s)\n", n, total, rate)
-			return
-		}
-		const width = 30
-		done := width
-		if total > 0 {
-			done = min(width, n*width/total)
-		}
-		fmt.Fprintf(w, "\r[%s%s] %d/%d %.0f/s", strings.Repeat("#", done), strings.Repeat(".", width-done), n, total, rate)
-		if n >= total {
-			fmt.Fprintln(w)
-		}
-	}
 }

@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/config"
-	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/publisher"
 )
 
@@ -41,26 +38,11 @@ func tailCommand(ctx context.Context, cfg config.Config, args []string, stdout, 
 		}
 	}
 
-	natsOpts, err := natsconn.Options(cfg)
+	nc, stream, err := openStream(ctx, cfg, "eventbus tail")
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("eventbus tail"), nats.MaxReconnects(-1))...)
-	if err != nil {
-		return fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
-	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	stream, err := js.Stream(ctx, cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s does not exist: eventbus run creates it", cfg.Stream)
-	}
-	if err != nil {
-		return fmt.Errorf("look up stream %s: %w", cfg.Stream, err)
-	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	from := "new events"
 	if !since.t.IsZero() {
@@ -76,7 +58,7 @@ func tailCommand(ctx context.Context, cfg config.Config, args []string, stdout, 
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = js.DeleteConsumer(ctx, cfg.Stream, cons.CachedInfo().Name)
+		_ = stream.DeleteConsumer(ctx, cons.CachedInfo().Name)
 	}()
 	msgs, err := cons.Messages()
 	if err != nil {
