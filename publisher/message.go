@@ -1,6 +1,8 @@
 package publisher
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -25,6 +27,11 @@ const (
 	// (the stream's order); backfilled, redriven and replayed ones, read from
 	// the table, do not.
 	HeaderCommitLSN = "Eventbus-Commit-Lsn"
+	// HeaderPublishedBy is metadata.published_by, who called publish_event
+	// (the caller's user id, or the database role), stamped by the function
+	// itself so that no caller can forge it; absent when the metadata has
+	// none (rows written by other means).
+	HeaderPublishedBy = "Eventbus-Published-By"
 )
 
 // Subject returns the subject of an event: <prefix>.<event_type>.
@@ -68,7 +75,7 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	// One backing array for every header value, room for the ones callers
 	// add (Nats-Msg-Id, Nats-Expected-Stream, Eventbus-Replay), and a body
 	// allocated once: this runs for every event.
-	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID, ""}
+	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID, "", publishedBy(e.Metadata)}
 	h := make(nats.Header, len(values)+3)
 	h[HeaderEventType] = values[0:1:1]
 	h[HeaderAggregateType] = values[1:2:2]
@@ -79,6 +86,9 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	if e.CommitLSN != 0 {
 		values[4] = FormatLSN(e.CommitLSN)
 		h[HeaderCommitLSN] = values[4:5:5]
+	}
+	if values[5] != "" {
+		h[HeaderPublishedBy] = values[5:6:6]
 	}
 	body := make([]byte, 0, bodySize(e))
 	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(body, e)}, nil
@@ -203,4 +213,22 @@ func wireSize(m *nats.Msg) int {
 // numbers, the high and low 32 bits, separated by a slash (0/16B3748).
 func FormatLSN(lsn uint64) string {
 	return fmt.Sprintf("%X/%X", lsn>>32, lsn&0xFFFFFFFF)
+}
+
+var publishedByKey = []byte(`"published_by"`)
+
+// publishedBy returns metadata.published_by when it is a string a header can
+// carry, else "". Most metadata has no such key; it is only decoded when the
+// key appears in it.
+func publishedBy(metadata []byte) string {
+	if !bytes.Contains(metadata, publishedByKey) {
+		return ""
+	}
+	var m struct {
+		PublishedBy string `json:"published_by"`
+	}
+	if json.Unmarshal(metadata, &m) != nil || len(m.PublishedBy) > 255 || strings.ContainsAny(m.PublishedBy, "\r\n") {
+		return ""
+	}
+	return m.PublishedBy
 }

@@ -186,3 +186,22 @@ func TestCommitLSNHeaderOnlyOnStreamedEvents(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "1/16B3748", m.Header.Get(HeaderCommitLSN))
 }
+
+func TestPublishedByHeaderFromMetadata(t *testing.T) {
+	for metadata, want := range map[string]string{
+		`{"trigger":"insert","published_by":"6f0c1a52-0000-4000-8000-000000000009"}`: "6f0c1a52-0000-4000-8000-000000000009",
+		`{"published_by":"service_role"}`:                                            "service_role",
+		`{"trigger":"insert"}`:                                                       "",
+		`{"published_by":42}`:                                                        "",
+		`{"published_by":"a\nb"}`:                                                    "",
+		`{"note":"published_by"}`:                                                    "",
+	} {
+		e := &event.Event{ID: "6f0c1a52-0000-4000-8000-000000000001", EventType: "lead.created", AggregateType: "lead", AggregateID: "1", Metadata: []byte(metadata)}
+		m, err := BuildMessage("events", e)
+		require.NoError(t, err, metadata)
+		assert.Equal(t, want, m.Header.Get(HeaderPublishedBy), metadata)
+		if want == "" {
+			assert.NotContains(t, m.Header, HeaderPublishedBy, metadata)
+		}
+	}
+}
