@@ -28,4 +28,9 @@
 // StartNATS embeds github.com/nats-io/nats-server/v2 in the calling process,
 // with JetStream storing to a given directory. Shutdown and Restart simulate
 // an outage: the server comes back on the same port with the same streams.
+// NATSOptions.SyncAlways is the server's `sync_interval: always` (fsync
+// before every PubAck), which the dev environment (cmd/eventbus-dev) runs
+// with; tests keep JetStream's default (fsync every two minutes), since a
+// server inside the test process cannot lose its page cache and the tests
+// would only run slower (see testenv.NATS).
 package devstack
