@@ -93,6 +93,10 @@ func (n *NATS) URL() string {
 // Port returns the client port.
 func (n *NATS) Port() int { return n.opts.Port }
 
+// Name returns the server's name: set for a node of StartNATSCluster (the
+// name JetStream reports for stream leaders and replicas), empty otherwise.
+func (n *NATS) Name() string { return n.opts.ServerName }
+
 // running returns the server, nil while it is shut down.
 func (n *NATS) running() *server.Server {
 	n.mu.Lock()
