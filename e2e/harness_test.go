@@ -80,7 +80,8 @@ type env struct {
 	bin      string
 	dbURL    string
 	db       *pgxpool.Pool
-	nats     *devstack.NATS
+	nats     *devstack.NATS        // nil with withNATSCluster
+	cluster  *devstack.NATSCluster // set by withNATSCluster
 	slot     string
 	pub      string
 	stream   string
@@ -91,6 +92,7 @@ type option func(*setupOptions)
 
 type setupOptions struct {
 	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
+	cluster    *devstack.NATSCluster
 	maxPayload int32
 	env        []string
 	preMigrate string // SQL run on the new database before `eventbus migrate`
@@ -100,12 +102,18 @@ func withPostgres(pg *devstack.Postgres) option { return func(o *setupOptions) {
 func withMaxPayload(n int32) option             { return func(o *setupOptions) { o.maxPayload = n } }
 func withEnv(kv ...string) option               { return func(o *setupOptions) { o.env = append(o.env, kv...) } }
 
+// withNATSCluster points the relay and the stream helpers at a NATS cluster
+// (all its URLs) instead of starting a server for the test.
+func withNATSCluster(c *devstack.NATSCluster) option {
+	return func(o *setupOptions) { o.cluster = c }
+}
+
 // withSQLBeforeMigrate runs sql on the new database before `eventbus
 // migrate`, giving the migration an existing database to adopt.
 func withSQLBeforeMigrate(sql string) option { return func(o *setupOptions) { o.preMigrate = sql } }
 
 // setup creates a database, migrates it with `eventbus migrate`, and starts
-// an embedded NATS server. The relay is not started.
+// an embedded NATS server (unless withNATSCluster). The relay is not started.
 func setup(t *testing.T, opts ...option) *env {
 	t.Helper()
 	var o setupOptions
@@ -128,10 +136,14 @@ func setup(t *testing.T, opts ...option) *env {
 	} else {
 		e.dbURL = testenv.Postgres(t)
 	}
-	ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload})
-	require.NoError(t, err)
-	t.Cleanup(ns.Shutdown)
-	e.nats = ns
+	if o.cluster != nil {
+		e.cluster = o.cluster
+	} else {
+		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload})
+		require.NoError(t, err)
+		t.Cleanup(ns.Shutdown)
+		e.nats = ns
+	}
 
 	if o.preMigrate != "" {
 		conn, err := pgx.Connect(t.Context(), e.dbURL)
@@ -155,11 +167,20 @@ func setup(t *testing.T, opts ...option) *env {
 	return e
 }
 
+// natsURL is what the relay and the stream helpers connect to: the test's
+// server, or every node of its cluster.
+func (e *env) natsURL() string {
+	if e.cluster != nil {
+		return e.cluster.URL()
+	}
+	return e.nats.URL()
+}
+
 // environ is the relay's environment for this test.
 func (e *env) environ() []string {
 	return append(append(os.Environ(),
 		"EVENTBUS_DATABASE_URL="+e.dbURL,
-		"EVENTBUS_NATS_URL="+e.nats.URL(),
+		"EVENTBUS_NATS_URL="+e.natsURL(),
 		"EVENTBUS_SLOT="+e.slot,
 		"EVENTBUS_PUBLICATION="+e.pub,
 		"EVENTBUS_STREAM="+e.stream,
@@ -409,7 +430,7 @@ func (e *env) streamMessages() []message {
 // stream order.
 func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
 	e.t.Helper()
-	nc, err := nats.Connect(e.nats.URL())
+	nc, err := nats.Connect(e.natsURL())
 	require.NoError(e.t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -434,6 +455,12 @@ func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
 			got++
 			fn(m)
 		}
+		// In a cluster, a pull may reach the client's server before the
+		// new consumer's interest has: fetch again.
+		if err := batch.Error(); got == 0 && errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		require.NoError(e.t, batch.Error())
 		require.NotZero(e.t, got, "no messages fetched; have %d of %d", n, total)
 		n += got
@@ -443,7 +470,7 @@ func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
 // streamCount is the number of messages the stream holds.
 func (e *env) streamCount() int {
 	e.t.Helper()
-	nc, err := nats.Connect(e.nats.URL())
+	nc, err := nats.Connect(e.natsURL())
 	require.NoError(e.t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)

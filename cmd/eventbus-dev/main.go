@@ -1,7 +1,8 @@
 // Command eventbus-dev runs the relay with a local development environment:
 // when EVENTBUS_DATABASE_URL is not set it starts a PostgreSQL cluster with
 // wal_level=logical (data in .dev/postgres), when EVENTBUS_NATS_URL is not set
-// an embedded NATS server with JetStream (data in .dev/nats); then it runs
+// an embedded NATS server with JetStream (data in .dev/nats, fsynced before
+// every acknowledgement: sync_interval always); then it runs
 // `eventbus migrate` and `eventbus run` with those URLs, and stops the services
 // when the relay exits (Ctrl-C).
 //
@@ -66,7 +67,7 @@ func run() error {
 	}
 	natsURL := os.Getenv("EVENTBUS_NATS_URL")
 	if natsURL == "" {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(absDir, "nats"), Log: log})
+		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(absDir, "nats"), SyncAlways: true, Log: log})
 		if err != nil {
 			return err
 		}

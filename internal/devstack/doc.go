@@ -28,4 +28,17 @@
 // StartNATS embeds github.com/nats-io/nats-server/v2 in the calling process,
 // with JetStream storing to a given directory. Shutdown and Restart simulate
 // an outage: the server comes back on the same port with the same streams.
+// NATSOptions.SyncAlways is the server's `sync_interval: always` (fsync
+// before every PubAck), which the dev environment (cmd/eventbus-dev) runs
+// with; tests keep JetStream's default (fsync every two minutes), since a
+// server inside the test process cannot lose its page cache and the tests
+// would only run slower (see testenv.NATS).
+//
+// StartNATSCluster runs several such servers in the process as one JetStream
+// cluster, routed to each other over 127.0.0.1 (cluster ports picked free
+// before the start, since every node's routes name them all), each with a
+// store directory of its own. Each node is a *NATS: Shutdown and Restart of
+// one node simulate its crash and return, on the same ports and store.
+// WaitReady says when the cluster has its meta leader and every node again,
+// StreamLeader which node leads a stream, read from the servers themselves.
 package devstack

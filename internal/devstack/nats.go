@@ -22,6 +22,12 @@ type NATSOptions struct {
 	// MaxPayload is the largest message the server accepts; 0 means the
 	// server's default (1 MiB).
 	MaxPayload int32
+	// SyncAlways makes JetStream fsync every write before acknowledging it
+	// (the server's `jetstream { sync_interval: always }`). By default it
+	// acknowledges at once and fsyncs every two minutes: a process crash
+	// loses nothing, a power loss or kernel crash can lose acknowledged
+	// writes.
+	SyncAlways bool
 	// Log receives a line per state change; nil discards. The server's own
 	// log is not forwarded.
 	Log *slog.Logger
@@ -43,30 +49,39 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("nats: StoreDir is required")
 	}
-	n := &NATS{
-		opts: server.Options{
-			Host:       "127.0.0.1",
-			Port:       opts.Port,
-			JetStream:  true,
-			StoreDir:   opts.StoreDir,
-			MaxPayload: opts.MaxPayload,
-			NoSigs:     true,
-			NoLog:      true,
-		},
-		log: opts.Log,
+	return startNATS(opts.serverOptions(), opts.Log)
+}
+
+// serverOptions are the embedded server's options for o.
+func (o NATSOptions) serverOptions() server.Options {
+	port := o.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
 	}
-	if n.opts.Port == 0 {
-		n.opts.Port = server.RANDOM_PORT
+	return server.Options{
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		MaxPayload: o.MaxPayload,
+		SyncAlways: o.SyncAlways,
+		NoSigs:     true,
+		NoLog:      true,
 	}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
+}
+
+// startNATS starts a server with opts and records the client port it bound,
+// so that Restart comes back where clients expect it.
+func startNATS(opts server.Options, log *slog.Logger) (*NATS, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	n := &NATS{opts: opts, log: log}
 	if err := n.start(); err != nil {
 		return nil, err
 	}
-	// Restart must come back where clients expect it.
 	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
-	n.log.Info("nats started", "port", n.opts.Port, "store_dir", n.opts.StoreDir)
+	n.log.Info("nats started", "port", n.opts.Port, "store_dir", n.opts.StoreDir, "sync_always", n.opts.SyncAlways)
 	return n, nil
 }
 
@@ -77,6 +92,17 @@ func (n *NATS) URL() string {
 
 // Port returns the client port.
 func (n *NATS) Port() int { return n.opts.Port }
+
+// Name returns the server's name: set for a node of StartNATSCluster (the
+// name JetStream reports for stream leaders and replicas), empty otherwise.
+func (n *NATS) Name() string { return n.opts.ServerName }
+
+// running returns the server, nil while it is shut down.
+func (n *NATS) running() *server.Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.srv
+}
 
 // Shutdown stops the server, disconnecting every client, and waits until it
 // has stopped. Calling it when the server is down is harmless.

@@ -1,0 +1,180 @@
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSClusterOptions configures StartNATSCluster.
+type NATSClusterOptions struct {
+	// StoreDir holds one JetStream store directory per node (StoreDir/NAME-1,
+	// NAME-2, …); required, and kept across a node's Restart.
+	StoreDir string
+	// Name is the cluster's name and the prefix of its nodes' server names;
+	// empty means "eventbus".
+	Name string
+	// SyncAlways is NATSOptions.SyncAlways for every node.
+	SyncAlways bool
+	// Log receives a line per state change, with the node's name; nil
+	// discards.
+	Log *slog.Logger
+}
+
+// clusterReadyTimeout bounds how long StartNATSCluster waits for the
+// JetStream meta group to form.
+const clusterReadyTimeout = 60 * time.Second
+
+// NATSCluster is a JetStream cluster of embedded NATS servers on 127.0.0.1,
+// each routed to all the others, each with its own store directory. Each
+// node is a *NATS: shut one down and restart it (same client port, cluster
+// port and store directory) to simulate a node's crash.
+type NATSCluster struct {
+	nodes []*NATS
+}
+
+// StartNATSCluster starts size servers clustered with each other and returns
+// once JetStream's meta group has a leader that counts every node as a peer.
+// Client ports are picked by the servers; cluster ports are picked free
+// before the start, since every node's routes must name them all.
+func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
+	if opts.StoreDir == "" {
+		return nil, errors.New("nats cluster: StoreDir is required")
+	}
+	if size < 2 {
+		return nil, fmt.Errorf("nats cluster: size %d: a cluster needs at least 2 servers", size)
+	}
+	if opts.Name == "" {
+		opts.Name = "eventbus"
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ports, err := freePorts(size)
+	if err != nil {
+		return nil, fmt.Errorf("nats cluster: %w", err)
+	}
+	c := &NATSCluster{}
+	for i := range size {
+		name := opts.Name + "-" + strconv.Itoa(i+1)
+		so := NATSOptions{StoreDir: filepath.Join(opts.StoreDir, name), SyncAlways: opts.SyncAlways}.serverOptions()
+		so.ServerName = name
+		so.Cluster = server.ClusterOpts{Name: opts.Name, Host: "127.0.0.1", Port: ports[i]}
+		// Every node routes to every node, itself included (the server
+		// ignores a route to itself): the meta group then expects size
+		// peers from the start.
+		for _, port := range ports {
+			so.Routes = append(so.Routes, &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
+		}
+		n, err := startNATS(so, opts.Log.With("node", name))
+		if err != nil {
+			c.Shutdown()
+			return nil, fmt.Errorf("nats cluster: node %s: %w", name, err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	if err := c.WaitReady(clusterReadyTimeout); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	opts.Log.Info("nats cluster ready", "cluster", opts.Name, "urls", c.URL())
+	return c, nil
+}
+
+// Nodes returns the cluster's servers, in the order of their names.
+func (c *NATSCluster) Nodes() []*NATS { return c.nodes }
+
+// URL returns every node's client URL, comma-separated, as nats.Connect
+// and EVENTBUS_NATS_URL accept them.
+func (c *NATSCluster) URL() string {
+	urls := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		urls[i] = n.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Shutdown shuts every node down; nodes already down are skipped.
+func (c *NATSCluster) Shutdown() {
+	for _, n := range c.nodes {
+		n.Shutdown()
+	}
+}
+
+// StreamLeader returns the node leading the JetStream stream named stream
+// (in the default account, as on a server without accounts), or nil while
+// no node does: before the stream exists, during an election.
+func (c *NATSCluster) StreamLeader(stream string) *NATS {
+	for _, n := range c.nodes {
+		if srv := n.running(); srv != nil && srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return n
+		}
+	}
+	return nil
+}
+
+// WaitReady waits until the JetStream meta group has a leader that counts
+// every node as an online peer and every running node is current with it,
+// as after a node's Restart. Nodes that are shut down are waited for too:
+// restart them first.
+func (c *NATSCluster) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		state := c.metaState()
+		if state == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats cluster: not ready after %s: %s", timeout, state)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// metaState describes what keeps the meta group from being ready; empty
+// when it is.
+func (c *NATSCluster) metaState() string {
+	var leader *server.Server
+	for _, n := range c.nodes {
+		srv := n.running()
+		if srv == nil {
+			return "node " + n.Name() + " is shut down"
+		}
+		if !srv.JetStreamIsCurrent() {
+			return "node " + n.Name() + " is not current with the meta leader"
+		}
+		if srv.JetStreamIsLeader() {
+			leader = srv
+		}
+	}
+	if leader == nil {
+		return "no meta leader"
+	}
+	if peers := leader.JetStreamClusterPeers(); len(peers) != len(c.nodes) {
+		return fmt.Sprintf("meta leader %s sees %d online peers %v, want %d", leader.Name(), len(peers), peers, len(c.nodes))
+	}
+	return ""
+}
+
+// freePorts returns n distinct TCP ports free on 127.0.0.1 a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		// Held open until all are picked, so the ports are distinct.
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
