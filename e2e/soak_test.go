@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/testenv"
@@ -22,11 +23,13 @@ type fault struct {
 	inject func(w *writers)
 }
 
-// TestChaosSoak writes events in bursts and, during each burst, injects one
-// fault after another — a slow broker, a broker restart, the relay killed,
-// PostgreSQL restarted, the relay stopped gracefully — until the soak time
-// is up. Every event written must end processed and in the stream exactly
-// once. EVENTBUS_SOAK=10m runs it for ten minutes.
+// TestChaosSoak runs the relay against a three-node JetStream cluster (an R3
+// stream), each node behind a latency proxy, writes events in bursts and,
+// during each burst, injects one fault after another — a slow broker, a
+// stream leader change, a node restarted, the relay killed, PostgreSQL
+// restarted, the relay stopped gracefully — until the soak time is up. Every
+// event written must end processed, none failed or retried, and in the
+// stream exactly once. EVENTBUS_SOAK=10m runs it for ten minutes.
 func TestChaosSoak(t *testing.T) {
 	t.Parallel()
 	soak := time.Duration(0)
@@ -36,27 +39,55 @@ func TestChaosSoak(t *testing.T) {
 		soak = d
 	}
 	pg := testenv.NewPostgres(t)
-	e := setup(t, withPostgres(pg))
+	cluster := testenv.NATSCluster(t, 3)
+	e := setup(t, withPostgres(pg), withNATSCluster(cluster))
 	ctx := t.Context()
-	proxy := testenv.StartLatencyProxy(t, strings.TrimPrefix(e.nats.URL(), "nats://"), 0)
-	viaProxy := "EVENTBUS_NATS_URL=nats://" + proxy.Addr()
-	relay := e.startRelayEnv(viaProxy)
+	c := e.connectCluster()
+	_, err := c.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: e.stream, Subjects: []string{"events.>"}, Storage: jetstream.FileStorage, Replicas: 3,
+	})
+	require.NoError(t, err)
+	c.waitReplicated()
+
+	var proxies []*testenv.LatencyProxy
+	var urls []string
+	for _, n := range cluster.Nodes() {
+		p := testenv.StartLatencyProxy(t, strings.TrimPrefix(n.URL(), "nats://"), 0)
+		proxies = append(proxies, p)
+		urls = append(urls, "nats://"+p.Addr())
+	}
+	viaProxies := "EVENTBUS_NATS_URL=" + strings.Join(urls, ",")
+	relay := e.startRelayEnv(viaProxies)
 	ids := []string{e.warmUp()}
 
+	restarted := 0
 	faults := []fault{
 		{"slow broker", func(w *writers) {
-			proxy.SetDelay(300 * time.Millisecond)
-			w.waitWritten(w.total / 2)
-			proxy.SetDelay(0)
+			for _, p := range proxies {
+				p.SetDelay(300 * time.Millisecond)
+			}
+			w.waitWritten(w.total * 3 / 4)
+			for _, p := range proxies {
+				p.SetDelay(0)
+			}
 		}},
-		{"broker restart", func(w *writers) {
-			e.nats.Shutdown()
-			w.waitWritten(w.total / 2)
-			require.NoError(t, e.nats.Restart())
+		{"stream leader change", func(*writers) {
+			leader := cluster.StreamLeader(e.stream)
+			require.NotNil(t, leader, "the stream has a leader")
+			c.stepDown(c.otherThan(leader.Name()))
+		}},
+		{"node restart", func(w *writers) {
+			node := cluster.Nodes()[restarted%3]
+			restarted++
+			node.Shutdown()
+			w.waitWritten(w.total * 3 / 4)
+			require.NoError(t, node.Restart())
+			require.NoError(t, cluster.WaitReady(time.Minute))
+			c.waitReplicated()
 		}},
 		{"relay killed", func(*writers) {
 			relay.kill()
-			relay = e.startRelayEnv(viaProxy)
+			relay = e.startRelayEnv(viaProxies)
 		}},
 		{"postgres restart", func(*writers) {
 			require.NoError(t, pg.Restart(ctx))
@@ -64,14 +95,14 @@ func TestChaosSoak(t *testing.T) {
 		}},
 		{"relay stopped", func(*writers) {
 			require.Equal(t, 0, relay.stop(), "graceful stop")
-			relay = e.startRelayEnv(viaProxy)
+			relay = e.startRelayEnv(viaProxies)
 		}},
 	}
 	started := time.Now()
 	for round := 0; round == 0 || time.Since(started) < soak; round++ {
 		for _, f := range faults {
 			w := e.startWriters(ctx, 2, 500)
-			w.waitWritten(50)
+			w.waitWritten(100)
 			t.Logf("round %d: %s", round, f.name)
 			f.inject(w)
 			ids = append(ids, w.wait()...)
@@ -79,5 +110,8 @@ func TestChaosSoak(t *testing.T) {
 	}
 	e.db.Reset()
 	e.requireDeliveredOnce(ids, 3*time.Minute)
+	var retried int
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT count(*) FROM public.event_bus WHERE retry_count > 0 OR error_message IS NOT NULL`).Scan(&retried))
+	require.Zero(t, retried, "no fault counts against an event's retries")
 	relay.requireRunning()
 }
