@@ -53,7 +53,8 @@ type Publisher struct {
 	js   jetstream.JetStream
 	log  *slog.Logger
 
-	expectStream []string // header value: the stream's name
+	expectStream []string  // header value: the stream's name
+	foundOnce    sync.Once // an existing stream's settings are logged once
 
 	closed    chan struct{} // closed when nc is closed for good
 	closeOnce sync.Once
@@ -154,6 +155,11 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %s binds %s, not %s: add %s to its subjects, or set EVENTBUS_STREAM to a stream that binds it",
 				ErrStreamUnusable, p.opts.Stream, strings.Join(subjects, ", "), want, want)
 		}
+		p.foundOnce.Do(func() {
+			cfg := s.CachedInfo().Config
+			p.log.Info("stream found; its settings are the operator's", "stream", p.opts.Stream, "subjects", strings.Join(subjects, ","),
+				"replicas", cfg.Replicas, "duplicate_window", cfg.Duplicates.String(), "max_age", cfg.MaxAge.String())
+		})
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
