@@ -1,0 +1,142 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RowQuerier is what the inspections need: a pgx connection, pool or
+// transaction.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// The inspections below read the catalog only; `eventbus doctor` turns
+// their findings into checks with fixes.
+
+// PublicationInfo is what InspectPublication found.
+type PublicationInfo struct {
+	Exists      bool
+	HasEventBus bool // public.event_bus is among its tables
+	Inserts     bool // it publishes inserts
+	// Others names the other actions it publishes (update, delete,
+	// truncate): decoded and skipped by the relay, at a cost.
+	Others []string
+	// Filtered is set when a row filter or column list restricts event_bus
+	// (PostgreSQL 15+): events or fields would be hidden from the relay.
+	Filtered bool
+}
+
+const inspectPublicationSQL = `SELECT p.pubinsert,
+  EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t
+          WHERE t.pubname = p.pubname AND t.schemaname = 'public' AND t.tablename = 'event_bus'),
+  EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r
+          WHERE r.prpubid = p.oid AND r.prrelid = to_regclass('public.event_bus')
+            AND (to_jsonb(r) ->> 'prqual' IS NOT NULL OR to_jsonb(r) ->> 'prattrs' IS NOT NULL)),
+  array_remove(ARRAY[CASE WHEN p.pubupdate THEN 'update' END, CASE WHEN p.pubdelete THEN 'delete' END,
+                     CASE WHEN p.pubtruncate THEN 'truncate' END], NULL)
+FROM pg_catalog.pg_publication p
+WHERE p.pubname = $1`
+
+// InspectPublication describes publication name.
+func InspectPublication(ctx context.Context, q RowQuerier, name string) (PublicationInfo, error) {
+	var p PublicationInfo
+	err := q.QueryRow(ctx, inspectPublicationSQL, name).Scan(&p.Inserts, &p.HasEventBus, &p.Filtered, &p.Others)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("inspect publication %q: %w", name, err)
+	}
+	p.Exists = true
+	return p, nil
+}
+
+// LeadTriggers are the seed's triggers on public.leads.
+var LeadTriggers = []string{"on_lead_created", "on_lead_status_updated"}
+
+// MissingLeadTriggers returns which of LeadTriggers are not installed and
+// enabled on public.leads (the seed's Troubleshooting: "SELECT * FROM
+// pg_trigger WHERE tgname LIKE '%lead%'").
+func MissingLeadTriggers(ctx context.Context, q RowQuerier) ([]string, error) {
+	var missing []string
+	err := q.QueryRow(ctx, `SELECT coalesce(array_agg(want ORDER BY want), '{}')
+		FROM unnest($1::text[]) want
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+			WHERE t.tgrelid = to_regclass('public.leads') AND t.tgname = want AND t.tgenabled <> 'D')`,
+		LeadTriggers).Scan(&missing)
+	if err != nil {
+		return nil, fmt.Errorf("look up the lead triggers: %w", err)
+	}
+	return missing, nil
+}
+
+// seedPermissivePolicies are the seed's policies that let anyone insert and
+// update every row; migration 0005 drops them.
+var seedPermissivePolicies = []string{"System can insert events", "System can update events"}
+
+// RLSInfo is the row-level security of public.event_bus.
+type RLSInfo struct {
+	Enabled bool
+	// SeedPolicies are the seed's permissive policies still in place.
+	SeedPolicies []string
+}
+
+// InspectRLS describes the row-level security of public.event_bus.
+func InspectRLS(ctx context.Context, q RowQuerier) (RLSInfo, error) {
+	var r RLSInfo
+	err := q.QueryRow(ctx, `SELECT c.relrowsecurity,
+		coalesce((SELECT array_agg(p.polname ORDER BY p.polname) FROM pg_catalog.pg_policy p
+			WHERE p.polrelid = c.oid AND p.polname = ANY($1)), '{}')
+		FROM pg_catalog.pg_class c WHERE c.oid = 'public.event_bus'::regclass`, seedPermissivePolicies).
+		Scan(&r.Enabled, &r.SeedPolicies)
+	if err != nil {
+		return r, fmt.Errorf("inspect row-level security of public.event_bus: %w", err)
+	}
+	return r, nil
+}
+
+// UnpinnedDefinerFunctions returns the SECURITY DEFINER functions of schema
+// public whose search_path is not pinned to trusted schemas: not set, or
+// naming a schema other than pg_catalog and pg_temp. Such a function runs,
+// as its owner, whatever function of the same name a role that may create in
+// a schema on its path plants there.
+func UnpinnedDefinerFunctions(ctx context.Context, q RowQuerier) ([]string, error) {
+	var names []string
+	err := q.QueryRow(ctx, `SELECT coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}')
+		FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+		  AND NOT EXISTS (
+			SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c
+			WHERE c LIKE 'search\_path=%'
+			  AND NOT EXISTS (
+				SELECT 1 FROM unnest(string_to_array(replace(replace(substr(c, 13), '"', ''), ' ', ''), ',')) s
+				WHERE s NOT IN ('', 'pg_catalog', 'pg_temp')))`).Scan(&names)
+	if err != nil {
+		return nil, fmt.Errorf("look up definer functions: %w", err)
+	}
+	return names, nil
+}
+
+// RoleInfo describes a database role.
+type RoleInfo struct {
+	Exists, Superuser, Replication, Login bool
+}
+
+// InspectRole describes role name.
+func InspectRole(ctx context.Context, q RowQuerier, name string) (RoleInfo, error) {
+	var r RoleInfo
+	err := q.QueryRow(ctx, `SELECT rolsuper, rolreplication, rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1`, name).
+		Scan(&r.Superuser, &r.Replication, &r.Login)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("inspect role %q: %w", name, err)
+	}
+	r.Exists = true
+	return r, nil
+}
