@@ -153,7 +153,7 @@ func TestFunctionsAreHardened(t *testing.T) {
 	}
 	fns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[fn])
 	require.NoError(t, err)
-	const path = "search_path=pg_catalog, public, pg_temp"
+	const path = "search_path=pg_catalog, pg_temp"
 	assert.Equal(t, []fn{
 		// Read by the RLS policy, which applies to every role; it returns
 		// the caller's own organizations only.
