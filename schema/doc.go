@@ -20,6 +20,9 @@
 //	0007_restrict_logical_messages  pg_logical_emit_message no longer executable by PUBLIC
 //	                        (where the migrating role may change it)
 //	0008_pin_search_path    every function: search_path = pg_catalog, pg_temp
+//	0009_publisher_rules    metadata.published_by; reserved event types (the
+//	                        triggers store through eventbus_store_event);
+//	                        redrive for organization admins, at most 1000 a call
 //
 // Migrate takes a session advisory lock (a fixed key, per database) for its whole
 // run, so concurrent runs — several relays starting at once — apply each
