@@ -102,6 +102,16 @@
 // and nothing else: SELECT on event_bus, UPDATE of its status columns, its
 // bookkeeping table, pg_logical_emit_message, and an RLS policy of its own.
 //
+// # Who may write public.profiles
+//
+// Tenant isolation trusts public.profiles: a user's organization_id decides
+// what they see and where they publish, role = 'admin' whether they redrive.
+// The table is usually the application's, and on Supabase the API roles get
+// every privilege on a new table by default. [ProfileWriters] lists the roles
+// (other than the owner, superusers and service_role) that can rewrite those
+// columns, taking row level security into account; `eventbus migrate` logs a
+// warning naming them and [ProfileWritersFix].
+//
 // # Publication
 //
 // [EnsurePublication] creates the publication the relay streams from, FOR TABLE

@@ -277,7 +277,8 @@ func TestEveryDefinerFunctionPinsSearchPath(t *testing.T) {
 // schemaCallees are functions and operators the SQL of `eventbus migrate`
 // and of the relay's start calls outside the definer functions, planted with
 // the types of those calls: migration 0007's format of a regprocedure, the
-// migration lock, the relay role's and the publication's checks.
+// migration lock, the relay role's, the publication's and the profiles'
+// checks.
 var schemaCallees = []string{
 	overload{name: "format", args: "text, text", result: "text"}.createSQL(),
 	overload{name: "format", args: "text, regprocedure", result: "text"}.createSQL(),
@@ -287,7 +288,7 @@ var schemaCallees = []string{
 	overload{name: "has_database_privilege", args: "oid, name, text", result: "boolean"}.createSQL(),
 	overload{name: "to_jsonb", args: "pg_catalog.pg_publication_rel", result: "jsonb"}.createSQL(),
 	plantedOperatorSQL("eventbus_test_oid_eq_regclass", "oid", "regclass"),
-	plantedOperatorSQL("eventbus_test_int_eq_oid", "integer", "oid"),
+	plantedOperatorSQL("eventbus_test_oid_eq_int", "oid", "integer"),
 }
 
 // `eventbus migrate` runs as a superuser or the owner of everything: what an
@@ -311,6 +312,13 @@ func TestMigrateIgnoresPlantedOverloads(t *testing.T) {
 	require.NoError(t, EnsurePublication(ctx, conn.Conn, "eventbus"), "an existing publication is checked")
 	relay := newRole(t, conn.Conn, "LOGIN REPLICATION")
 	require.NoError(t, GrantRelayRole(ctx, conn.Conn, relay, RelayRoleOptions{}))
+	_, err = conn.Exec(ctx, `ALTER TABLE public.profiles ENABLE ROW LEVEL SECURITY;
+		GRANT UPDATE ON public.profiles TO authenticated;
+		CREATE POLICY p ON public.profiles FOR UPDATE TO authenticated USING (true)`)
+	require.NoError(t, err)
+	writers, err := ProfileWriters(ctx, conn.Conn)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"authenticated"}, writers)
 
 	assert.Empty(t, conn.ran(), "planted functions ran as the migrating superuser")
 }
