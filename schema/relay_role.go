@@ -71,8 +71,9 @@ func RelayPolicyName(role string) string {
 // attribute; the publication must exist already (Migrate and
 // EnsurePublication, as the owner). It is idempotent; its grants run in one
 // transaction under the migration lock. Its statements run with search_path
-// pinned to pg_catalog (pinnedTx): it runs as the owner or a superuser. Privileges granted to role by other
-// means are left alone: it grants, it never revokes.
+// pinned to pg_catalog (pinnedTx), since it runs as the owner or a superuser.
+// Privileges granted to role by other means are left alone: it grants, it
+// never revokes.
 func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts RelayRoleOptions) error {
 	if role == "" {
 		return errors.New("relay role name is empty")
