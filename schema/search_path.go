@@ -14,7 +14,14 @@ import (
 // regprocedure) over format(text, VARIADIC "any"), =(oid, regclass) over
 // =(oid, oid)) and runs with the rights of whoever runs the statement: here
 // the migrating superuser, or the relay at start. See the package comment.
-const pinSearchPathSQL = "SET LOCAL search_path = pg_catalog, pg_temp"
+const pinSearchPathSQL = "SET LOCAL search_path = " + SafeSearchPath
+
+// SafeSearchPath is the search_path of every connection eventbus opens (set
+// as a connection parameter by the commands) and of its definer functions:
+// every statement of eventbus qualifies the relations and functions of its
+// own (public.event_bus, auth.uid()), so nothing needs public on the path,
+// and nothing planted there is ever called by the relay's role.
+const SafeSearchPath = "pg_catalog, pg_temp"
 
 // beginner is what pinnedTx needs of a connection: *pgx.Conn, *pgxpool.Pool
 // and pgx.Tx (a savepoint) all begin transactions.

@@ -16,7 +16,12 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	cc, err := pgx.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	cc.RuntimeParams["search_path"] = schema.SafeSearchPath // see newPool
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect to database: %w", err)
 	}
