@@ -95,6 +95,9 @@ func connectReplication(ctx context.Context, dsn string, opts Options) (*Stream,
 	cfg.RuntimeParams["DateStyle"] = "ISO, MDY"
 	cfg.RuntimeParams["TimeZone"] = "UTC"
 	cfg.RuntimeParams["application_name"] = "eventbus"
+	// The replication connection runs a few catalog queries: nothing of
+	// public is needed, nor wanted (see schema.SafeSearchPath).
+	cfg.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)

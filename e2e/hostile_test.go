@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/eventbus/eventbus/internal/testenv"
 )
 
 // insertDirect inserts an event_bus row as the owner, bypassing
@@ -329,4 +331,61 @@ func TestCLIPublishRefusesInvalidInput(t *testing.T) {
 		assert.Empty(t, r.stdout)
 	}
 	assert.Empty(t, e.statusCounts(), "nothing stored")
+}
+
+// A role that may create in public plants a function that a statement of
+// the relay could call: public.unnest(uuid[]) is an exact match, so it wins
+// over the polymorphic built-in wherever public is on the search_path, and it
+// would run with the relay's rights (here a superuser's). The relay's
+// connections resolve names in pg_catalog only (schema.SafeSearchPath), so it
+// never runs. The status write that looks rows up (rows deleted before they
+// were marked) is where the relay calls unnest. Today that call has two
+// arguments, which PostgreSQL expands to pg_catalog.unnest itself, so this
+// test guards the statements to come: one that calls a plantable function
+// with the connection's pin removed fails it.
+func TestRelayNeverRunsFunctionsPlantedInPublic(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	attacker := testenv.UniqueName(t, "attacker")
+	_, err := e.db.Exec(ctx, `CREATE ROLE `+attacker)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = e.db.Exec(context.Background(), `DROP OWNED BY `+attacker+`; DROP ROLE `+attacker)
+	})
+	_, err = e.db.Exec(ctx, `GRANT CREATE ON SCHEMA public TO `+attacker)
+	require.NoError(t, err)
+	conn, err := e.db.Acquire(ctx)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `SET ROLE `+attacker+`;
+		CREATE TABLE public.loot (who text);
+		GRANT INSERT ON public.loot TO PUBLIC;
+		CREATE FUNCTION public.unnest(a uuid[]) RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO public.loot VALUES (current_user);
+			RETURN QUERY SELECT pg_catalog.unnest(a);
+		END $$;
+		RESET ROLE`)
+	conn.Release()
+	require.NoError(t, err)
+
+	p := e.startRelay()
+	e.waitSlotActive(true)
+	require.Equal(t, 0, p.stop())
+	_, err = e.db.Exec(ctx, `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id)
+		SELECT 'test.deleted', 'test', g::text FROM generate_series(1, 10) AS g`)
+	require.NoError(t, err)
+	_, err = e.db.Exec(ctx, `DELETE FROM public.event_bus`)
+	require.NoError(t, err)
+	p = e.startRelay()
+	e.publish(ctx, "test.after", "a-1", `{}`)
+	e.waitProcessed(1, 30*time.Second)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(p.out.String(), "acked events not found in event_bus"), "the relay looked the deleted rows up"
+	})
+
+	var ran int
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT count(*) FROM public.loot`).Scan(&ran))
+	assert.Zero(t, ran, "the planted function ran as the relay's role")
+	require.Equal(t, 0, p.stop())
 }

@@ -19,6 +19,10 @@
 //	                        search_path = pg_catalog, public, pg_temp everywhere
 //	0007_restrict_logical_messages  pg_logical_emit_message no longer executable by PUBLIC
 //	                        (where the migrating role may change it)
+//	0008_pin_search_path    every function: search_path = pg_catalog, pg_temp
+//	0009_publisher_rules    metadata.published_by; reserved event types (the
+//	                        triggers store through eventbus_store_event);
+//	                        redrive for organization admins, at most 1000 a call
 //
 // Migrate takes a session advisory lock (a fixed key, per database) for its whole
 // run, so concurrent runs — several relays starting at once — apply each
@@ -32,6 +36,28 @@
 // CREATE OR REPLACE, DROP … IF EXISTS before CREATE, DO blocks that look before
 // they create), because the tracking table is not the only history a database
 // can have: see adoption below.
+//
+// # search_path
+//
+// PostgreSQL resolves an unqualified function or operator by the best match of
+// argument types among the candidates of every schema on the search_path, not
+// by the first schema that has one: an exact-typed function planted in public
+// beats a polymorphic or variadic built-in (format, jsonb_build_object,
+// array_length, array_agg, …) even when pg_catalog comes first on the path,
+// and runs with the rights of whoever ran the statement. So:
+//
+//   - every function of the event bus (SECURITY DEFINER, trigger or not) has
+//     search_path = pg_catalog, pg_temp and names every relation and every
+//     function outside pg_catalog with its schema (migration 0008; a test
+//     lists every SECURITY DEFINER and trigger function of public and auth and
+//     fails on one whose search_path is not pinned);
+//   - every migration, and the checks this package runs as the owner
+//     (GrantRelayRole, EnsurePublication), run in transactions with the same
+//     search_path; the few statements outside one qualify their built-ins.
+//
+// A role that may create in public (PUBLIC before PostgreSQL 15; on Supabase
+// the API roles) therefore cannot make the migrating superuser, or a function
+// owner, run its code.
 //
 // # Adopting a seed database
 //
@@ -75,6 +101,16 @@
 // operator-created role with LOGIN and REPLICATION what `eventbus run` needs
 // and nothing else: SELECT on event_bus, UPDATE of its status columns, its
 // bookkeeping table, pg_logical_emit_message, and an RLS policy of its own.
+//
+// # Who may write public.profiles
+//
+// Tenant isolation trusts public.profiles: a user's organization_id decides
+// what they see and where they publish, role = 'admin' whether they redrive.
+// The table is usually the application's, and on Supabase the API roles get
+// every privilege on a new table by default. [ProfileWriters] lists the roles
+// (other than the owner, superusers and service_role) that can rewrite those
+// columns, taking row level security into account; `eventbus migrate` logs a
+// warning naming them and [ProfileWritersFix].
 //
 // # Publication
 //

@@ -72,10 +72,18 @@ func embeddedMigrations() ([]migration, error) {
 // one database: "eventbus" in ASCII. Advisory locks are per database.
 const migrateLockKey int64 = 0x6576656e74627573
 
+// The statements Migrate runs outside a migration's transaction name the
+// built-ins they call with their schema: the session's search_path may have
+// public, where a planted pg_advisory_lock(text) would win (see pinnedTx).
+const (
+	lockSQL   = `SELECT pg_catalog.pg_advisory_lock($1)`
+	unlockSQL = `SELECT pg_catalog.pg_advisory_unlock($1)`
+)
+
 const createTrackingTableSQL = `CREATE TABLE IF NOT EXISTS public.eventbus_schema_migrations (
   version int PRIMARY KEY,
   name text NOT NULL,
-  applied_at timestamptz NOT NULL DEFAULT now()
+  applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 )`
 
 const appliedVersionsSQL = `SELECT version FROM public.eventbus_schema_migrations`
@@ -104,14 +112,14 @@ func Migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger) (applied int
 
 // migrate is Migrate with the migrations given; ms is ordered and not empty.
 func migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger, ms []migration) (applied int, err error) {
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+	if _, err := conn.Exec(ctx, lockSQL, migrateLockKey); err != nil {
 		return 0, fmt.Errorf("take migration lock: %w", err)
 	}
 	defer func() {
 		// Unlock even when ctx is done; if the connection is gone, so is the lock.
 		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, uerr := conn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1)", migrateLockKey); uerr != nil && err == nil {
+		if _, uerr := conn.Exec(unlockCtx, unlockSQL, migrateLockKey); uerr != nil && err == nil {
 			err = fmt.Errorf("release migration lock: %w", uerr)
 		}
 	}()
@@ -153,9 +161,12 @@ func migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger, ms []migrati
 	return applied, nil
 }
 
-// apply runs one migration and records it, in one transaction.
+// apply runs one migration and records it, in one transaction whose
+// search_path is pg_catalog, pg_temp: the migrations name every object of
+// theirs with its schema, and their DO blocks, which run as the migrating
+// role, call built-ins only.
 func apply(ctx context.Context, conn *pgx.Conn, m migration) error {
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err := pinnedTx(ctx, conn, func(tx pgx.Tx) error {
 		// No arguments: pgx sends the file with the simple protocol, so it
 		// may hold many statements.
 		if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -35,7 +35,9 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string) error {
 	}
 	for attempt := 0; ; attempt++ {
 		var inserts, hasTable, filtered bool
-		err := conn.QueryRow(ctx, publicationSQL, name).Scan(&inserts, &hasTable, &filtered)
+		err := pinnedTx(ctx, conn, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, publicationSQL, name).Scan(&inserts, &hasTable, &filtered)
+		})
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			create := "CREATE PUBLICATION " + pgx.Identifier{name}.Sanitize() +

@@ -69,9 +69,11 @@ func RelayPolicyName(role string) string {
 // plus DELETE on public.event_bus with opts.Prune. Replication itself (the
 // slot, streaming, the exported snapshot) needs only the REPLICATION
 // attribute; the publication must exist already (Migrate and
-// EnsurePublication, as the owner). It is idempotent and runs in one
-// transaction under the migration lock. Privileges granted to role by other
-// means are left alone: it grants, it never revokes.
+// EnsurePublication, as the owner). It is idempotent; its grants run in one
+// transaction under the migration lock. Its statements run with search_path
+// pinned to pg_catalog (pinnedTx), since it runs as the owner or a superuser.
+// Privileges granted to role by other means are left alone: it grants, it
+// never revokes.
 func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts RelayRoleOptions) error {
 	if role == "" {
 		return errors.New("relay role name is empty")
@@ -80,7 +82,9 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 	create := fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '…'", r)
 
 	var super, replication, login, connect, usage bool
-	err := conn.QueryRow(ctx, relayRoleSQL, role).Scan(&super, &replication, &login, &connect, &usage)
+	err := pinnedTx(ctx, conn, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, relayRoleSQL, role).Scan(&super, &replication, &login, &connect, &usage)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("relay role %q does not exist: create it first (%s)", role, create)
@@ -92,7 +96,7 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 		return fmt.Errorf("relay role %q cannot log in: ALTER ROLE %s LOGIN", role, r)
 	}
 
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err = pinnedTx(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey); err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}

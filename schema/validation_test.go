@@ -106,12 +106,11 @@ func TestAuthenticatedWithoutUserCannotPublishOrRedrive(t *testing.T) {
 	}
 
 	err := asRole(t, ts.conn, "authenticated", "", func(tx pgx.Tx) error {
-		var n int
-		require.NoError(t, tx.QueryRow(ctx, `SELECT public.process_pending_events(100)`).Scan(&n))
-		assert.Zero(t, n, "no user: nothing handed back")
-		return nil
+		_, err := tx.Exec(ctx, `SELECT public.process_pending_events(100)`)
+		return err
 	})
-	require.NoError(t, err)
+	require.ErrorContains(t, err, "process_pending_events: the caller is authenticated but has no user id")
+	assert.Equal(t, "42501", pgCode(err))
 	for _, id := range []string{ts.failedA, ts.failedB} {
 		events := eventsWhere(t, ts.conn, `id = $1`, id)
 		require.Len(t, events, 1)
@@ -142,7 +141,7 @@ func TestFunctionsAreHardened(t *testing.T) {
 		FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'public'::regnamespace
 		  AND p.proname IN ('publish_event', 'process_pending_events', 'eventbus_user_organization_ids',
-		                    'trigger_lead_created', 'trigger_lead_status_updated')
+		                    'eventbus_store_event', 'trigger_lead_created', 'trigger_lead_status_updated')
 		ORDER BY p.proname`)
 	require.NoError(t, err)
 	type fn struct {
@@ -153,10 +152,11 @@ func TestFunctionsAreHardened(t *testing.T) {
 	}
 	fns, err := pgx.CollectRows(rows, pgx.RowToStructByPos[fn])
 	require.NoError(t, err)
-	const path = "search_path=pg_catalog, public, pg_temp"
+	const path = "search_path=pg_catalog, pg_temp"
 	assert.Equal(t, []fn{
 		// Read by the RLS policy, which applies to every role; it returns
 		// the caller's own organizations only.
+		{"eventbus_store_event", false, path, false, false, false},
 		{"eventbus_user_organization_ids", true, path, true, true, true},
 		{"process_pending_events", true, path, false, true, true},
 		{"publish_event", true, path, false, true, true},

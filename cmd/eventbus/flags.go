@@ -17,6 +17,7 @@ import (
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/publisher"
+	"github.com/eventbus/eventbus/schema"
 )
 
 // flags returns a FlagSet whose parse errors become usage errors.
@@ -77,10 +78,28 @@ func (f *timeFlag) Set(v string) error {
 	return fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD, or a duration ago such as 2h)", v)
 }
 
-func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+// newPool returns a pool for cfg's database whose connections resolve
+// names in pg_catalog only (schema.SafeSearchPath): a function planted in
+// public with exact argument types would otherwise win over a polymorphic
+// built-in (unnest, array_agg…) that eventbus's statements call, and run
+// with the relay's rights. It connects lazily.
+func newPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = schema.SafeSearchPath
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
+}
+
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := newPool(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()

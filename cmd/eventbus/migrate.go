@@ -16,7 +16,12 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	cc, err := pgx.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	cc.RuntimeParams["search_path"] = schema.SafeSearchPath // see newPool
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect to database: %w", err)
 	}
@@ -29,6 +34,12 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 		return err
 	}
 	fmt.Fprintf(stdout, "migrations applied: %d; publication %s ready\n", n, cfg.Publication)
+	if writers, err := schema.ProfileWriters(ctx, conn); err != nil {
+		log.Warn("could not check who can write public.profiles", "err", err)
+	} else if len(writers) > 0 {
+		log.Warn("these roles can change organization_id or role in public.profiles, which tenant isolation trusts: their users can move into another organization or make themselves admin",
+			"roles", writers, "fix", schema.ProfileWritersFix(writers)+"; then GRANT UPDATE (<the columns users may edit>) ON public.profiles TO authenticated")
+	}
 	if cfg.RelayRole != "" {
 		prune := cfg.Retention > 0
 		if err := schema.GrantRelayRole(ctx, conn, cfg.RelayRole, schema.RelayRoleOptions{Prune: prune}); err != nil {

@@ -35,9 +35,9 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := newPool(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("database pool: %w", err)
+		return err
 	}
 	defer pool.Close()
 	// The relay keeps at most PublishWindow events in flight; after a broker
