@@ -118,7 +118,7 @@ func TestUnknownCommandAndHelp(t *testing.T) {
 	r = runCLI(t, bin, unreachableEnviron(), "--help")
 	require.Equal(t, 0, r.code, "%s", r)
 	help := r.stdout + r.stderr
-	for _, command := range []string{"migrate", "run", "status", "slot reset", "replay", "verify", "publish"} {
+	for _, command := range []string{"migrate", "run", "status", "slot reset", "replay", "verify", "doctor", "publish"} {
 		assert.Contains(t, help, command, "--help lists %s", command)
 	}
 }

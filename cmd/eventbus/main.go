@@ -5,6 +5,7 @@
 //	eventbus status    slot, lag and counts
 //	eventbus slot      reset, drop or advance the replication slot
 //	eventbus replay    republish stored events
+//	eventbus doctor    check the setup, each finding with its fix
 //	eventbus verify    find processed events missing from the stream; --repair
 //	eventbus publish   call publish_event
 //	eventbus prune     delete old processed (or failed) events
@@ -50,6 +51,10 @@ commands:
             list the processed events created in the window (default: the
             last 24 h) that are missing from the stream (acks lost by the
             broker); --repair publishes them again. Exit 1 while any is missing
+  doctor [--json]
+            check the database, the slot, the publication, the triggers,
+            row-level security, NATS, the stream and a running relay; each
+            check ok, warn or fail with its fix. Exit 1 on any fail
   publish --event-type X --aggregate-type A --aggregate-id ID
           [--payload JSON] [--metadata JSON] [--organization-id UUID]
             call publish_event and print the new id
@@ -102,6 +107,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replayCommand(ctx, cfg, args[1:], stdout, stderr)
 	case "verify":
 		err = verifyCommand(ctx, cfg, args[1:], stdout, stderr)
+	case "doctor":
+		err = doctorCommand(ctx, cfg, args[1:], stdout)
 	case "publish":
 		err = publishCommand(ctx, cfg, args[1:], stdout)
 	case "prune":
