@@ -30,12 +30,13 @@ func (s *Store) Stats(ctx context.Context, window time.Duration) (Stats, error) 
 func CountByStatus(ctx context.Context, q RowQuerier, window time.Duration) (Stats, error) {
 	var st Stats
 	err := q.QueryRow(ctx, `SELECT
-		count(*) FILTER (WHERE status = 'pending'),
+		count(*) FILTER (WHERE status = 'pending' OR status IS NULL),
 		count(*) FILTER (WHERE status = 'processing'),
 		count(*) FILTER (WHERE status = 'processed'),
 		count(*) FILTER (WHERE status = 'failed'),
 		count(*),
-		(SELECT min(created_at) FROM public.event_bus WHERE status = 'pending')
+		least((SELECT min(created_at) FROM public.event_bus WHERE status = 'pending'),
+		      (SELECT min(created_at) FROM public.event_bus WHERE status IS NULL))
 		FROM public.event_bus WHERE created_at >= now() - make_interval(secs => $1)`, window.Seconds()).
 		Scan(&st.Pending, &st.Processing, &st.Processed, &st.Failed, &st.Total, &st.OldestPending)
 	if err != nil {

@@ -333,7 +333,7 @@ func (s *Store) Settled(ctx context.Context, ids []string) (map[string]bool, err
 
 const pendingSQL = `SELECT ` + selectColumns + `
 FROM public.event_bus
-WHERE status = 'pending'
+WHERE status = 'pending' OR status IS NULL
 ORDER BY created_at, id`
 
 // ScanPending calls fn for every pending event visible to tx, oldest first,

@@ -14,7 +14,7 @@ import (
 )
 
 const stuckSQL = `SELECT id::text FROM public.event_bus
-WHERE (status = 'pending' AND created_at < $1)
+WHERE ((status = 'pending' OR status IS NULL) AND created_at < $1)
    OR (status = 'failed' AND coalesce(retry_count, 0) < $2)
 ORDER BY created_at, id
 LIMIT $3
