@@ -27,10 +27,10 @@ const (
 	// (the stream's order); backfilled, redriven and replayed ones, read from
 	// the table, do not.
 	HeaderCommitLSN = "Eventbus-Commit-Lsn"
-	// HeaderPublishedBy is metadata.published_by, who called publish_event
-	// (the caller's user id, or the database role), stamped by the function
-	// itself so that no caller can forge it; absent when the metadata has
-	// none (rows written by other means).
+	// HeaderPublishedBy is metadata.published_by: the id of the Supabase
+	// user who called publish_event, stamped by the function itself so that
+	// no caller can forge it; absent when the metadata has none (trusted
+	// callers without a user, rows written by other means).
 	HeaderPublishedBy = "Eventbus-Published-By"
 )
 
