@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,7 +69,29 @@ func New(opts Options) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// The monitor's Content-Security-Policy. The page loads its script and style
+// from the relay and nothing else: it has no inline script, style or
+// handler (TestPageNeedsNoInlineScriptOrStyle), and nobody may frame it. JSON
+// answers load nothing and are framed by nobody.
+const (
+	pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	apiCSP  = "default-src 'none'; frame-ancestors 'none'"
+)
+
+// ServeHTTP serves the API and the page, every answer with headers that
+// forbid framing, MIME sniffing and sending the URL on as a Referer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		h.Set("Content-Security-Policy", apiCSP)
+	} else {
+		h.Set("Content-Security-Policy", pageCSP)
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 type callerKey struct{}
 
