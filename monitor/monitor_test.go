@@ -97,6 +97,13 @@ func (e *env) call(t *testing.T, method, path, token string, body any) (int, map
 
 func (e *env) callRaw(t *testing.T, method, path, token string, body any) (int, []byte) {
 	t.Helper()
+	status, raw, _ := e.callFull(t, method, path, token, body)
+	return status, raw
+}
+
+// callFull is callRaw with the response's headers.
+func (e *env) callFull(t *testing.T, method, path, token string, body any) (int, []byte, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -117,7 +124,7 @@ func (e *env) callRaw(t *testing.T, method, path, token string, body any) (int, 
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, raw
+	return resp.StatusCode, raw, resp.Header
 }
 
 // insert stores an event directly (as the table owner) and returns its id.

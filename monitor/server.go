@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -79,7 +80,8 @@ const (
 )
 
 // ServeHTTP serves the API and the page, every answer with headers that
-// forbid framing, MIME sniffing and sending the URL on as a Referer.
+// forbid framing, MIME sniffing and sending the URL on as a Referer. Every
+// API request gets an id (X-Request-Id), which its log lines carry.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -87,6 +89,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		h.Set("Content-Security-Policy", apiCSP)
+		id := rand.Text()
+		h.Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	} else {
 		h.Set("Content-Security-Policy", pageCSP)
 	}
@@ -112,8 +117,7 @@ func (s *Server) requireAdmin(h http.Handler) http.Handler {
 			writeError(w, ae.status, ae.msg)
 			return
 		case err != nil:
-			s.opts.Log.Error("monitor: authenticate", "err", err)
-			writeError(w, http.StatusInternalServerError, err.Error())
+			s.internalError(w, r, "authenticate", err)
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
@@ -133,7 +137,11 @@ func (s *Server) handle(fn func(*http.Request, caller) (int, any, error)) http.H
 		c, _ := r.Context().Value(callerKey{}).(caller)
 		status, body, err := fn(r, c)
 		if err != nil {
-			status, msg := s.classify(r, err)
+			status, msg := classify(err)
+			if status == http.StatusInternalServerError {
+				s.internalError(w, r, "request failed", err)
+				return
+			}
 			writeError(w, status, msg)
 			return
 		}
@@ -141,8 +149,10 @@ func (s *Server) handle(fn func(*http.Request, caller) (int, any, error)) http.H
 	}
 }
 
-// classify maps an endpoint's error to a status and a message.
-func (s *Server) classify(r *http.Request, err error) (int, string) {
+// classify maps an endpoint's error to a status and a message: the
+// request's own problems (4xx, with the text the API has always given) and a
+// timeout; anything else is 500, whose text is not the caller's to read.
+func classify(err error) (int, string) {
 	var ie *inputError
 	var pgErr *pgconn.PgError
 	switch {
@@ -155,6 +165,16 @@ func (s *Server) classify(r *http.Request, err error) (int, string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "the request took too long (database or NATS slow or unreachable); try again"
 	}
-	s.opts.Log.Error("monitor: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	return http.StatusInternalServerError, err.Error()
+	return http.StatusInternalServerError, ""
+}
+
+type requestIDKey struct{}
+
+// internalError logs err with the request's id and answers 500 with that id
+// only: a database error names tables, columns and statements, which are the
+// operator's to read, not the caller's.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	s.opts.Log.Error("monitor: "+what, "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error", "request_id": id})
 }
