@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -104,4 +105,14 @@ func (c *placeConn) Close() error {
 	err := c.Conn.Close()
 	c.release()
 	return err
+}
+
+// CloseWrite half-closes the TCP connection, as net/http does before it hangs
+// up on a request it refused (431, 413), so that the client reads the answer
+// rather than a reset.
+func (c *placeConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }

@@ -163,3 +163,28 @@ func TestSlowResponseIsCutOffButProfilesMayRunLonger(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code, body)
 	assert.NotEmpty(t, body, "a CPU profile")
 }
+
+// net/http half-closes a connection before it hangs up on a refused request
+// (431, 413), when the connection can: the cap's wrapper must let it.
+func TestCappedConnectionsHalfClose(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := newCapListener(inner, 1)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	conn, err := ln.Accept()
+	require.NoError(t, err)
+	defer conn.Close()
+
+	cw, ok := conn.(interface{ CloseWrite() error })
+	require.True(t, ok, "the accepted connection has CloseWrite")
+	_, err = conn.Write([]byte("431"))
+	require.NoError(t, err)
+	require.NoError(t, cw.CloseWrite())
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(5*time.Second)))
+	got, err := io.ReadAll(client)
+	require.NoError(t, err, "the client reads the answer, then EOF")
+	assert.Equal(t, "431", string(got))
+}
