@@ -2,8 +2,6 @@ package monitor
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -142,21 +140,14 @@ func (e *env) insert(t *testing.T, org, status, eventType, aggregateID string, c
 	return id
 }
 
-func signJWT(t *testing.T, secret string, claims map[string]any) string {
+func signJWT(t testing.TB, secret string, claims map[string]any) string {
 	t.Helper()
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	payload, err := json.Marshal(claims)
-	require.NoError(t, err)
-	unsigned := header + "." + enc.EncodeToString(payload)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(unsigned))
-	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
+	return hmacWith(t, `{"alg":"HS256","typ":"JWT"}`, claims, []byte(secret))
 }
 
 func userJWT(t *testing.T, sub string) string {
 	t.Helper()
-	return signJWT(t, jwtSecret, map[string]any{"sub": sub, "role": "authenticated", "exp": time.Now().Add(time.Hour).Unix()})
+	return signJWT(t, jwtSecret, userClaims(sub))
 }
 
 func ids(t *testing.T, body map[string]any) []string {

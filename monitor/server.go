@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -22,10 +23,16 @@ type Options struct {
 	Pool *pgxpool.Pool
 	// Publisher republishes events for replay; nil answers replay with 503.
 	Publisher *publisher.Publisher
-	// AdminToken and JWTSecret are the two ways in; with neither, the API
-	// answers 403.
-	AdminToken string
-	JWTSecret  string
+	// AdminToken and users' JWTs are the ways in; with no token, no
+	// JWTSecret and no JWKSURL, the API answers 403. JWTSecret verifies
+	// HS256 JWTs; JWKSURL is where the keys of ES256 and RS256 JWTs are
+	// (Supabase's https://<project>.supabase.co/auth/v1/.well-known/jwks.json);
+	// either, both or none. A JWT's aud must hold JWTAudience
+	// ("authenticated" when empty).
+	AdminToken  string
+	JWTSecret   string
+	JWKSURL     string
+	JWTAudience string
 	// Slot is the relay's replication slot, for /api/stats.
 	Slot string
 	// Ready reports whether this relay streams with NATS connected; nil is never.
@@ -37,11 +44,15 @@ type Options struct {
 type Server struct {
 	opts         Options
 	tokenMatches func(string) bool
+	jwt          *verifier // nil: no JWT signs in
 	mux          *http.ServeMux
 }
 
 // maxBody bounds request bodies.
 const maxBody = 1 << 20
+
+// defaultAudience is the aud of Supabase's user tokens.
+const defaultAudience = "authenticated"
 
 // requestTimeout bounds the work of one API request.
 const requestTimeout = 15 * time.Second
@@ -55,6 +66,15 @@ func New(opts Options) *Server {
 		opts.Ready = func() bool { return false }
 	}
 	s := &Server{opts: opts, tokenMatches: httpserver.TokenMatcher(opts.AdminToken), mux: http.NewServeMux()}
+	if opts.JWTSecret != "" || opts.JWKSURL != "" {
+		s.jwt = &verifier{audience: cmp.Or(opts.JWTAudience, defaultAudience)}
+		if opts.JWTSecret != "" {
+			s.jwt.secret = []byte(opts.JWTSecret)
+		}
+		if opts.JWKSURL != "" {
+			s.jwt.keys = newKeySet(opts.JWKSURL, opts.Log)
+		}
+	}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/events", s.handle(s.listEvents))
 	api.HandleFunc("POST /api/events", s.handle(s.publishEvent))
@@ -78,6 +98,15 @@ const (
 	pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 	apiCSP  = "default-src 'none'; frame-ancestors 'none'"
 )
+
+// Run keeps the JWKS fresh (see keySet) until ctx ends; without
+// Options.JWKSURL it returns at once. The monitor serves without it too:
+// then the keys are fetched when a token needs them.
+func (s *Server) Run(ctx context.Context) {
+	if s.jwt != nil && s.jwt.keys != nil {
+		s.jwt.keys.Run(ctx)
+	}
+}
 
 // ServeHTTP serves the API and the page, every answer with headers that
 // forbid framing, MIME sniffing and sending the URL on as a Referer. Every
@@ -103,8 +132,8 @@ type callerKey struct{}
 // requireAdmin lets through admins only, with their caller in the context.
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken == "" && s.opts.JWTSecret == "" {
-			writeError(w, http.StatusForbidden, "the API is disabled: set EVENTBUS_ADMIN_TOKEN or EVENTBUS_JWT_SECRET")
+		if s.opts.AdminToken == "" && s.jwt == nil {
+			writeError(w, http.StatusForbidden, "the API is disabled: set EVENTBUS_ADMIN_TOKEN, EVENTBUS_JWT_SECRET or EVENTBUS_JWKS_URL")
 			return
 		}
 		c, err := s.authenticate(r.Context(), r)
