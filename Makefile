@@ -37,6 +37,7 @@ bench-smoke: ## every benchmark scenario once for 1 s (CI keeps it from rotting;
 fuzz-smoke: ## run each fuzz target for a few seconds (CI; crashers land in testdata/fuzz as regression cases)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./cdc
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendBody$$' -fuzztime 10s ./publisher
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyJWT$$' -fuzztime 10s ./monitor
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

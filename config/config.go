@@ -50,6 +50,13 @@ type Config struct {
 	// JWTSecret verifies Supabase-style HS256 JWTs of the monitor's API
 	// (/api/, /crm/events): admins of an organization sign in with them.
 	JWTSecret string `envconfig:"EVENTBUS_JWT_SECRET"`
+	// JWKSURL is where the project's asymmetric signing keys are (ES256 and
+	// RS256 JWTs), e.g. Supabase's
+	// https://<project>.supabase.co/auth/v1/.well-known/jwks.json; with or
+	// instead of JWTSecret.
+	JWKSURL string `envconfig:"EVENTBUS_JWKS_URL"`
+	// JWTAudience must be in a JWT's aud claim.
+	JWTAudience string `envconfig:"EVENTBUS_JWT_AUDIENCE" default:"authenticated"`
 
 	// NATS authentication and TLS, on top of user:password@ or token@ in
 	// NATSURL. Each names a file; see package natsconn.
@@ -246,6 +253,14 @@ func (c Config) Validate() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < MinJWTSecretLen {
 		return bad("JWT_SECRET", "too short: at least %d characters (the project's JWT secret)", MinJWTSecretLen)
+	}
+	if c.JWKSURL != "" {
+		if err := validJWKSURL(c.JWKSURL); err != nil {
+			return bad("JWKS_URL", "%v", err)
+		}
+	}
+	if strings.TrimSpace(c.JWTAudience) == "" {
+		return bad("JWT_AUDIENCE", "must not be empty (Supabase's user tokens have aud authenticated)")
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return bad("LOG_LEVEL", "%v", err)

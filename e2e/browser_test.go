@@ -37,13 +37,9 @@ func TestMonitorInTheBrowser(t *testing.T) {
 	t.Parallel()
 	dir, node, chromium := browserTools(t)
 
-	addr := freeAddr(t)
-	token := randomHex(t, 32)
 	const fixedType = "lead.imported"
-	e := setup(t, withEnv("EVENTBUS_HTTP_ADDR="+addr, "EVENTBUS_ADMIN_TOKEN="+token, "EVENTBUS_MAX_RETRIES=1"))
+	e, addr, token := startMonitor(t, "EVENTBUS_MAX_RETRIES=1")
 	ctx := t.Context()
-	e.startRelay()
-	waitHTTP(t, 60*time.Second, addr, "/readyz", 200)
 
 	// Before the page opens: leads created through the seed's trigger, two of
 	// them moved to another status, and an event an import wrote straight into

@@ -10,6 +10,10 @@
 // Every other path goes through RequireToken, including paths that do not
 // exist: an endpoint added later is closed unless it is added to the open list
 // on purpose, and without the token nobody can probe which admin paths exist.
+//
+// Every listener bounds what one client can hold of it: read, write and idle
+// timeouts, a header size limit and a cap on connections at once (see
+// defaultLimits).
 package httpserver
 
 import (
@@ -44,6 +48,9 @@ type Config struct {
 	// and does its own authentication.
 	Monitor http.Handler
 	Log     *slog.Logger
+
+	// limits replaces defaultLimits (tests shorten them).
+	limits *limits
 }
 
 // Server is one HTTP listener of the relay.
@@ -57,6 +64,10 @@ type Server struct {
 func Listen(cfg Config) ([]*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	lim := defaultLimits
+	if cfg.limits != nil {
+		lim = *cfg.limits
 	}
 	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	var servers []*Server
@@ -85,7 +96,7 @@ func Listen(cfg Config) ([]*Server, error) {
 		}
 		admin := http.NewServeMux()
 		mountPprof(admin)
-		s, err := listen(cfg.Addr, splitOpen(open, RequireToken(cfg.AdminToken, admin)), serves)
+		s, err := listen(cfg.Addr, splitOpen(open, RequireToken(cfg.AdminToken, admin)), serves, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +105,7 @@ func Listen(cfg Config) ([]*Server, error) {
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics)
-		s, err := listen(cfg.MetricsAddr, mux, "/metrics")
+		s, err := listen(cfg.MetricsAddr, mux, "/metrics", lim)
 		if err != nil {
 			for _, s := range servers {
 				_ = s.ln.Close()
@@ -106,16 +117,12 @@ func Listen(cfg Config) ([]*Server, error) {
 	return servers, nil
 }
 
-func listen(addr string, h http.Handler, serves string) (*Server, error) {
+func listen(addr string, h http.Handler, serves string, lim limits) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return &Server{
-		srv:    &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second},
-		ln:     ln,
-		serves: serves,
-	}, nil
+	return &Server{srv: lim.server(h), ln: newCapListener(ln, lim.maxConns), serves: serves}, nil
 }
 
 // splitOpen sends the paths open registers to open, everything else to rest.

@@ -2,10 +2,6 @@ package monitor
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/httpserver"
 )
 
@@ -38,8 +33,8 @@ func unauthorized(format string, args ...any) error {
 	return &authError{status: http.StatusUnauthorized, msg: fmt.Sprintf(format, args...)}
 }
 
-// authenticate identifies the caller of r: the admin token, or an HS256 JWT
-// whose sub has a profile with role 'admin'.
+// authenticate identifies the caller of r: the admin token, or a user's JWT
+// (see verifier) whose sub has a profile with role 'admin'.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (caller, error) {
 	token, ok := httpserver.Bearer(r)
 	if !ok || token == "" {
@@ -48,10 +43,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (caller, err
 	if s.tokenMatches(token) {
 		return caller{}, nil
 	}
-	if s.opts.JWTSecret == "" || strings.Count(token, ".") != 2 {
+	if s.jwt == nil || strings.Count(token, ".") != 2 {
 		return caller{}, unauthorized("the bearer token is not valid")
 	}
-	claims, err := verifyJWT(token, []byte(s.opts.JWTSecret), time.Now())
+	claims, err := s.jwt.verify(ctx, token, time.Now())
 	if err != nil {
 		return caller{}, unauthorized("the JWT is not valid: %v", err)
 	}
@@ -67,69 +62,6 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (caller, err
 		return caller{}, &authError{status: http.StatusForbidden, msg: fmt.Sprintf("user %s is not an admin (profiles.role = %q): the monitor is for admins", claims.Sub, role)}
 	}
 	return caller{claims: claims.raw, sub: claims.Sub}, nil
-}
-
-// jwtClaims are the claims the monitor reads, and the payload as signed.
-type jwtClaims struct {
-	Sub string   `json:"sub"`
-	Exp *float64 `json:"exp"`
-	Nbf *float64 `json:"nbf"`
-	raw []byte
-}
-
-// clockSkew is the leeway allowed on nbf, for clocks slightly apart.
-const clockSkew = 30 * time.Second
-
-// verifyJWT checks an HS256 JWT's signature against secret and its time
-// claims against now (exp required), and returns its claims. It accepts no
-// other algorithm: the header must say HS256.
-func verifyJWT(token string, secret []byte, now time.Time) (jwtClaims, error) {
-	var c jwtClaims
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return c, errors.New("not a JWT (header.payload.signature)")
-	}
-	header, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return c, errors.New("its header is not base64url")
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(header, &h); err != nil {
-		return c, errors.New("its header is not JSON")
-	}
-	if h.Alg != "HS256" {
-		return c, fmt.Errorf("algorithm %q: only HS256 is accepted", h.Alg)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return c, errors.New("its signature is not base64url")
-	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(parts[0] + "." + parts[1]))
-	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return c, errors.New("bad signature (is EVENTBUS_JWT_SECRET the project's JWT secret?)")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return c, errors.New("its payload is not base64url")
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return c, errors.New("its payload is not a JSON object of claims")
-	}
-	c.raw = payload
-	switch {
-	case c.Exp == nil:
-		return c, errors.New("it has no exp claim")
-	case now.After(time.Unix(int64(*c.Exp), 0)):
-		return c, errors.New("it has expired")
-	case c.Nbf != nil && now.Add(clockSkew).Before(time.Unix(int64(*c.Nbf), 0)):
-		return c, errors.New("it is not valid yet (nbf)")
-	case !event.ValidID(c.Sub):
-		return c, errors.New("its sub claim is not a user id (a UUID)")
-	}
-	return c, nil
 }
 
 // inTx runs fn in a transaction as the caller: for a JWT, as the role

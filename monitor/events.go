@@ -31,22 +31,26 @@ type Event struct {
 	Payload        json.RawMessage `json:"payload"`
 	Metadata       json.RawMessage `json:"metadata"`
 	Status         string          `json:"status"`
-	CreatedAt      time.Time       `json:"created_at"`
+	CreatedAt      *time.Time      `json:"created_at"`
 	ProcessedAt    *time.Time      `json:"processed_at"`
 	RetryCount     int             `json:"retry_count"`
 	ErrorMessage   *string         `json:"error_message"`
 }
 
-// apiEvent converts a stored row: a NULL payload or metadata shows as {},
-// times in UTC.
+// apiEvent converts a stored row: a NULL payload or metadata shows as {}, a
+// NULL created_at (outbox reads it as the zero time) as null, times in UTC.
 func apiEvent(s outbox.StoredEvent) Event {
 	e := Event{
 		ID: s.ID, EventType: s.EventType, AggregateType: s.AggregateType, AggregateID: s.AggregateID,
 		Payload: orEmptyObject(s.Payload), Metadata: orEmptyObject(s.Metadata), Status: s.Status,
-		CreatedAt: s.CreatedAt.UTC(), RetryCount: s.RetryCount, ErrorMessage: s.ErrorMessage,
+		RetryCount: s.RetryCount, ErrorMessage: s.ErrorMessage,
 	}
 	if s.OrganizationID != "" {
 		e.OrganizationID = &s.OrganizationID
+	}
+	if !s.CreatedAt.IsZero() {
+		at := s.CreatedAt.UTC()
+		e.CreatedAt = &at
 	}
 	if s.ProcessedAt != nil {
 		at := s.ProcessedAt.UTC()
@@ -164,9 +168,14 @@ func parseList(v map[string][]string) (outbox.Filter, error) {
 }
 
 // A cursor is the (created_at, id) of the last event of a page, opaque to
-// clients: base64url of "<RFC 3339 time with microseconds>|<uuid>".
+// clients: base64url of "<RFC 3339 time with microseconds>|<uuid>". A NULL
+// created_at is the zero time there, as outbox reads it.
 func encodeCursor(e Event) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(e.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + e.ID))
+	var at time.Time
+	if e.CreatedAt != nil {
+		at = *e.CreatedAt
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + e.ID))
 }
 
 func decodeCursor(s string) (outbox.Position, error) {

@@ -2,8 +2,6 @@ package monitor
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -97,6 +95,13 @@ func (e *env) call(t *testing.T, method, path, token string, body any) (int, map
 
 func (e *env) callRaw(t *testing.T, method, path, token string, body any) (int, []byte) {
 	t.Helper()
+	status, raw, _ := e.callFull(t, method, path, token, body)
+	return status, raw
+}
+
+// callFull is callRaw with the response's headers.
+func (e *env) callFull(t *testing.T, method, path, token string, body any) (int, []byte, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -117,7 +122,7 @@ func (e *env) callRaw(t *testing.T, method, path, token string, body any) (int, 
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, raw
+	return resp.StatusCode, raw, resp.Header
 }
 
 // insert stores an event directly (as the table owner) and returns its id.
@@ -135,21 +140,14 @@ func (e *env) insert(t *testing.T, org, status, eventType, aggregateID string, c
 	return id
 }
 
-func signJWT(t *testing.T, secret string, claims map[string]any) string {
+func signJWT(t testing.TB, secret string, claims map[string]any) string {
 	t.Helper()
-	enc := base64.RawURLEncoding
-	header := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	payload, err := json.Marshal(claims)
-	require.NoError(t, err)
-	unsigned := header + "." + enc.EncodeToString(payload)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(unsigned))
-	return unsigned + "." + enc.EncodeToString(mac.Sum(nil))
+	return hmacWith(t, `{"alg":"HS256","typ":"JWT"}`, claims, []byte(secret))
 }
 
 func userJWT(t *testing.T, sub string) string {
 	t.Helper()
-	return signJWT(t, jwtSecret, map[string]any{"sub": sub, "role": "authenticated", "exp": time.Now().Add(time.Hour).Unix()})
+	return signJWT(t, jwtSecret, userClaims(sub))
 }
 
 func ids(t *testing.T, body map[string]any) []string {

@@ -107,12 +107,14 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 // serveHTTP starts the relay's HTTP listeners (health, metrics, admin, and
 // the monitor when someone can sign in to it); stop closes them and waits.
 func serveHTTP(cfg config.Config, reg *prometheus.Registry, r *relay.Relay, pool *pgxpool.Pool, pub *publisher.Publisher, log *slog.Logger) (stop func(), err error) {
+	var m *monitor.Server
 	var mon http.Handler
-	if cfg.AdminToken != "" || cfg.JWTSecret != "" {
-		mon = monitor.New(monitor.Options{
+	if cfg.AdminToken != "" || cfg.JWTSecret != "" || cfg.JWKSURL != "" {
+		m = monitor.New(monitor.Options{
 			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
-			Slot: cfg.Slot, Ready: r.Ready, Log: log,
+			JWKSURL: cfg.JWKSURL, JWTAudience: cfg.JWTAudience, Slot: cfg.Slot, Ready: r.Ready, Log: log,
 		})
+		mon = m
 	}
 	servers, err := httpserver.Listen(httpserver.Config{
 		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, AdminToken: cfg.AdminToken,
@@ -123,6 +125,9 @@ func serveHTTP(cfg config.Config, reg *prometheus.Registry, r *relay.Relay, pool
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if m != nil && cfg.HTTPAddr != "" {
+		wg.Go(func() { m.Run(ctx) }) // keeps the JWKS fresh
+	}
 	for _, srv := range servers {
 		log.Info("http listening", "addr", srv.Addr(), "serves", srv.Serves())
 		wg.Go(func() {

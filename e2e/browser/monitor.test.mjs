@@ -70,6 +70,7 @@ const browser = await chromium.launch({
 
 let step = "start";
 const pageErrors = [];
+const cspViolations = []; // Chromium reports each refused load or inline script on the console
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB", timezoneId: "UTC" });
@@ -77,6 +78,7 @@ try {
   page.setDefaultTimeout(TIMEOUT);
   page.on("dialog", (d) => d.accept());
   page.on("pageerror", (err) => pageErrors.push(String(err)));
+  page.on("console", (msg) => { if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text()); });
 
   // Waits until fn(arg) is truthy in the page; on timeout, says what was expected
   // and what the page showed.
@@ -107,6 +109,11 @@ try {
   log(step);
   const resp = await page.goto(`${baseURL}/crm/events`);
   if (!resp || resp.status() !== 200) throw new Error(`GET /crm/events answered ${resp && resp.status()}`);
+  // The whole run below works under the page's policy, and no load is refused.
+  const csp = resp.headers()["content-security-policy"] || "";
+  for (const want of ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"]) {
+    if (!csp.includes(want)) throw new Error(`GET /crm/events: Content-Security-Policy ${JSON.stringify(csp)} lacks ${want}`);
+  }
   await page.getByTestId("token-input").fill(token);
   await page.getByTestId("token-submit").click();
   await page.locator("#app").waitFor({ state: "visible" });
@@ -193,6 +200,7 @@ try {
   log(`screenshot written to ${screenshot}`);
 
   if (pageErrors.length) throw new Error(`JavaScript errors in the page: ${pageErrors.join("; ")}`);
+  if (cspViolations.length) throw new Error(`Content-Security-Policy violations: ${cspViolations.join("; ")}`);
   process.stdout.write("DONE\n");
 } catch (err) {
   console.error(`FAIL at step "${step}": ${err.message}`);

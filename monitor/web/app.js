@@ -535,6 +535,7 @@ function fmtNum(n) {
 }
 
 function fmtTime(iso) {
+  if (!iso) return "—"; // a row whose created_at is NULL: no time, not 1970
   const d = new Date(iso);
   return isNaN(d) ? String(iso) : d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
 }
