@@ -13,7 +13,7 @@ build: ## build bin/eventbus and bin/eventbus-dev
 	$(GO) build -o bin/eventbus-dev ./cmd/eventbus-dev
 
 .PHONY: run
-run: build ## run the relay; starts a local Postgres (logical) and NATS JetStream unless EVENTBUS_DATABASE_URL / EVENTBUS_NATS_URL are set
+run: build ## run the relay (restarted when it dies) with the monitor on; starts a local Postgres (logical, port 54329) and NATS JetStream (42229) unless EVENTBUS_DATABASE_URL / EVENTBUS_NATS_URL are set; writes .dev/env
 	@if [ -z "$$EVENTBUS_DATABASE_URL" ]; then scripts/ensure-postgres.sh; fi
 	bin/eventbus-dev
 

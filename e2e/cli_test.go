@@ -304,6 +304,29 @@ func TestReplayRepublishesWithAFreshMsgID(t *testing.T) {
 	require.Equal(t, processedAt, e.processedAt(), "a replay changes no row")
 }
 
+// A replay the broker refuses some events of prints one progress line and
+// one summary naming the refused event, and exits 1.
+func TestReplayReportsRefusedEventsInOneSummary(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withEnv("EVENTBUS_MAX_RETRIES=1"))
+	ctx := t.Context()
+	e.startRelay()
+	for i := range 3 {
+		e.publish(ctx, "replay.me", fmt.Sprintf("r-%d", i), `{}`)
+	}
+	bad := e.insertDirect(ctx, "bad type", "r-bad", `{}`, "pending") // not a NATS subject
+	e.waitStatuses(map[string]int{"processed": 3, "failed": 1}, 60*time.Second)
+
+	r := e.cli("replay", "--since", "1h")
+	require.Equal(t, 1, r.code, "%s", r)
+	assert.Empty(t, r.stdout, "the summary is the error line")
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	require.Len(t, lines, 2, "one progress line, one summary: %s", r)
+	assert.Regexp(t, `^replayed events: 3 of 4 \(\d+/s\)$`, lines[0])
+	assert.Regexp(t, `^eventbus replay: replayed 3 of 4 events; 1 could not be replayed: `+bad+`: event_type "bad type" is not a valid NATS subject`, lines[1])
+	require.Equal(t, 6, e.streamCount(), "the three good events replayed")
+}
+
 // processedAt returns status and processed_at of every row, by id.
 func (e *env) processedAt() map[string]string {
 	e.t.Helper()

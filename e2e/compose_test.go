@@ -88,6 +88,22 @@ func TestCompose(t *testing.T) {
 	require.Equal(t, "postgres", host(eventbus, "EVENTBUS_DATABASE_URL"))
 	require.Equal(t, "nats", host(eventbus, "EVENTBUS_NATS_URL"))
 	require.Equal(t, "0.0.0.0:8080", eventbus.Environment["EVENTBUS_HTTP_ADDR"], "listen beyond the container's loopback")
+
+	// The admin endpoints and the monitor: the host's loopback only, and a
+	// token compose requires from the environment, never a default.
+	require.Equal(t, []string{"127.0.0.1:8080:8080"}, eventbus.Ports, "the relay's HTTP port is published on the host's loopback only")
+	token := eventbus.Environment["EVENTBUS_ADMIN_TOKEN"]
+	require.Regexp(t, `^\$\{EVENTBUS_ADMIN_TOKEN:\?[^}]+\}$`, token, "EVENTBUS_ADMIN_TOKEN is required (${VAR:?message}), with a message")
+}
+
+// TestComposePublishesPortsOnLoopbackOnly: no service of docker-compose.yml
+// is reachable from beyond the host.
+func TestComposePublishesPortsOnLoopbackOnly(t *testing.T) {
+	for name, s := range readCompose(t).Services {
+		for _, p := range s.Ports {
+			require.True(t, strings.HasPrefix(p, "127.0.0.1:"), "service %s publishes %q: bind it to 127.0.0.1", name, p)
+		}
+	}
 }
 
 // TestComposeClusterProfile checks the optional three-node JetStream

@@ -31,30 +31,33 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// builds holds the binaries built by this test process: with the race
-// detector (what most tests run) and without (the relay at full speed).
-var builds [2]struct {
+// built is a binary built once per test process.
+type built struct {
 	once sync.Once
 	path string
 	err  error
 }
 
+// builds holds the binaries built by this test process: ./cmd/eventbus with
+// the race detector (what most tests run) and without (the relay at full
+// speed), and ./cmd/eventbus-dev.
+var builds struct {
+	race, fast, dev built
+}
+
 // binary builds ./cmd/eventbus with the race detector, once per test process.
-func binary(t *testing.T) string { return buildBinary(t, true) }
+func binary(t *testing.T) string { return builds.race.get(t, "./cmd/eventbus", true) }
 
 // fastBinary builds ./cmd/eventbus without the race detector: the relay at
 // full speed, as deployed. Some races with Postgres only show when the relay
 // is fast (see TestManyConcurrentWritersAllDelivered).
-func fastBinary(t *testing.T) string { return buildBinary(t, false) }
+func fastBinary(t *testing.T) string { return builds.fast.get(t, "./cmd/eventbus", false) }
 
-func buildBinary(t *testing.T, race bool) string {
+// devBinary builds ./cmd/eventbus-dev (make run) with the race detector.
+func devBinary(t *testing.T) string { return builds.dev.get(t, "./cmd/eventbus-dev", true) }
+
+func (b *built) get(t *testing.T, pkg string, race bool) string {
 	t.Helper()
-	b := &builds[0]
-	args := []string{"build", "-o"}
-	if race {
-		b = &builds[1]
-		args = []string{"build", "-race", "-o"}
-	}
 	b.once.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		dir, err := os.MkdirTemp("", "eventbus-e2e-bin")
@@ -62,11 +65,15 @@ func buildBinary(t *testing.T, race bool) string {
 			b.err = err
 			return
 		}
-		b.path = filepath.Join(dir, "eventbus")
-		cmd := exec.Command("go", append(args, b.path, "./cmd/eventbus")...)
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		args := []string{"build", "-o", b.path}
+		if race {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = filepath.Dir(filepath.Dir(file))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
 	require.NoError(t, b.err)
@@ -258,11 +265,18 @@ func (p *relayProc) kill() {
 // stop sends SIGTERM and returns the exit code.
 func (p *relayProc) stop() int {
 	p.t.Helper()
-	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGTERM))
+	return p.stopWith(syscall.SIGTERM, 30*time.Second)
+}
+
+// stopWith sends sig, waits at most timeout for the process to exit and
+// returns the exit code.
+func (p *relayProc) stopWith(sig os.Signal, timeout time.Duration) int {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(sig))
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.t.Fatalf("relay did not stop within 30s after SIGTERM:\n%s", p.out.String())
+	case <-time.After(timeout):
+		p.t.Fatalf("%s did not stop within %s after %v:\n%s", p.cmd.Path, timeout, sig, p.out.String())
 	}
 	var ee *exec.ExitError
 	if errors.As(p.err, &ee) {

@@ -2,7 +2,7 @@
 // relay's publisher, `eventbus replay`, `tail` and `verify` all connect with
 // Options, name the server with RedactURL, and tell a refused connection
 // (Refused: wrong credentials, an untrusted certificate — retrying cannot
-// help) from an outage (retry).
+// help) from an outage (retry; reported as an UnreachableError).
 //
 // Authentication, on top of user:password@ or token@ in EVENTBUS_NATS_URL
 // (which nats.go handles itself):
@@ -19,6 +19,7 @@
 package natsconn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -189,4 +190,33 @@ func Refused(err error) bool {
 		return true
 	}
 	return false
+}
+
+// ErrUnreachable marks an operation that failed because no NATS server
+// could be reached (an outage, a wrong host or port), as opposed to one that
+// refused the connection (Refused).
+var ErrUnreachable = errors.New("NATS is unreachable")
+
+// UnreachableError is what failed (Err) while the NATS servers at URL could
+// not be reached. errors.Is finds both ErrUnreachable and what Err wraps.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("NATS at %s is unreachable: %v", RedactURL(e.URL), e.Err)
+}
+
+func (e *UnreachableError) Unwrap() []error { return []error{ErrUnreachable, e.Err} }
+
+// Unreachable returns err, from an operation on nc, as an *UnreachableError
+// when nc was down at the time ("look up stream EVENTBUS: context deadline
+// exceeded" says little on its own), else as it is; an error after ctx ended
+// is left alone. Call it before closing nc.
+func Unreachable(ctx context.Context, nc *nats.Conn, url string, err error) error {
+	if err == nil || nc.IsConnected() || ctx.Err() != nil {
+		return err
+	}
+	return &UnreachableError{URL: url, Err: err}
 }

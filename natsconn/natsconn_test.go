@@ -1,6 +1,7 @@
 package natsconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -195,4 +196,33 @@ func TestWrongPasswordIsRefusedNoServerIsNot(t *testing.T) {
 	_, err = nats.Connect("nats://"+free, nats.Timeout(time.Second))
 	require.Error(t, err)
 	assert.False(t, Refused(err), "%v", err)
+}
+
+// An error that happened while the connection was down names the server,
+// without its password, and errors.Is still finds what it wraps.
+func TestUnreachableWrapsErrorsOfADownConnection(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	require.NoError(t, err)
+	srv.Start()
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	addr := srv.Addr().String()
+	url := "nats://relay:secret-pw@" + addr
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
+	require.NoError(t, err)
+	defer nc.Close()
+
+	lookup := fmt.Errorf("look up stream EVENTBUS: %w", context.DeadlineExceeded)
+	require.Same(t, lookup, Unreachable(t.Context(), nc, url, lookup), "connected: left alone")
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	require.Eventually(t, func() bool { return !nc.IsConnected() }, 10*time.Second, 10*time.Millisecond)
+	err = Unreachable(t.Context(), nc, url, lookup)
+	assert.EqualError(t, err, fmt.Sprintf("NATS at nats://relay:xxxxx@%s is unreachable: look up stream EVENTBUS: context deadline exceeded", addr))
+	assert.ErrorIs(t, err, ErrUnreachable)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.Same(t, lookup, Unreachable(ctx, nc, url, lookup), "after the context ended: left alone")
 }

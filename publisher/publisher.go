@@ -163,7 +163,7 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("look up stream %s: %w", p.opts.Stream, err)
+		return natsconn.Unreachable(ctx, p.nc, p.opts.URL, fmt.Errorf("look up stream %s: %w", p.opts.Stream, err))
 	}
 	_, err = p.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:       p.opts.Stream,
@@ -173,7 +173,7 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 		MaxAge:     p.opts.MaxAge,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s over %s: %w", p.opts.Stream, want, err)
+		return natsconn.Unreachable(ctx, p.nc, p.opts.URL, fmt.Errorf("create stream %s over %s: %w", p.opts.Stream, want, err))
 	}
 	p.log.Info("stream created", "stream", p.opts.Stream, "subjects", want,
 		"duplicate_window", p.opts.DuplicateWindow.String(), "max_age", p.opts.MaxAge.String())

@@ -117,7 +117,10 @@ func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn
 	}
 	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name(name), nats.MaxReconnects(-1))...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+		if natsconn.Refused(err) || ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+		}
+		return nil, nil, &natsconn.UnreachableError{URL: cfg.NATSURL, Err: err}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -126,11 +129,13 @@ func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn
 	}
 	stream, err := js.Stream(ctx, cfg.Stream)
 	if err != nil {
-		nc.Close()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			nc.Close()
 			return nil, nil, fmt.Errorf("stream %s does not exist: eventbus run creates it", cfg.Stream)
 		}
-		return nil, nil, fmt.Errorf("look up stream %s: %w", cfg.Stream, err)
+		err = natsconn.Unreachable(ctx, nc, cfg.NATSURL, fmt.Errorf("look up stream %s: %w", cfg.Stream, err))
+		nc.Close()
+		return nil, nil, err
 	}
 	return nc, stream, nil
 }

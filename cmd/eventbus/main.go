@@ -126,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "eventbus: configuration: %s\n", cfg.Redactor().Replace(ce.Error()))
 			return 2
 		}
-		fmt.Fprintf(stderr, "eventbus %s: %s\n", args[0], cfg.Redactor().Replace(err.Error()))
+		fmt.Fprintf(stderr, "eventbus %s: %s\n", args[0], cfg.Redactor().Replace(describe(args[0], err, cfg.DatabaseURL)))
 		var ue *usageError
 		if errors.As(err, &ue) {
 			return 2

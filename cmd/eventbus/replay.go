@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/eventbus/eventbus/config"
@@ -76,16 +77,25 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	if err != nil {
 		return err
 	}
-	for _, r := range res.Rejected {
-		fmt.Fprintf(stderr, "not replayed: %s\n", r)
-	}
-	if *dryRun {
+	switch {
+	case *dryRun:
 		fmt.Fprintf(stdout, "would replay %d events\n", res.Matched)
-		return nil
-	}
-	fmt.Fprintf(stdout, "replayed %d events\n", res.Published)
-	if len(res.Rejected) > 0 {
-		return fmt.Errorf("%d of %d events could not be replayed", len(res.Rejected), res.Matched)
+	case len(res.Rejected) > 0:
+		// The summary is the command's error line: exit 1.
+		return fmt.Errorf("replayed %d of %d events; %s", res.Published, res.Matched, rejectedSummary(res.Rejected))
+	default:
+		fmt.Fprintf(stdout, "replayed %d events\n", res.Published)
 	}
 	return nil
+}
+
+// rejectedSummary says which events the broker refused ("id: reason"), the
+// first few of them, in one line.
+func rejectedSummary(rejected []string) string {
+	const named = 3
+	s := fmt.Sprintf("%d could not be replayed: %s", len(rejected), strings.Join(rejected[:min(named, len(rejected))], "; "))
+	if more := len(rejected) - named; more > 0 {
+		s += fmt.Sprintf("; and %d more", more)
+	}
+	return s
 }
