@@ -216,7 +216,13 @@ func (d devEnv) printBanner(w io.Writer, notReady string) {
 			metrics = "http://" + urlHost(d.metricsAddr)
 		}
 		line("metrics", metrics+"/metrics")
-		line("monitor", base+"/crm/events  (sign in with the admin token)")
+		if d.tokenSource == tokenGenerated {
+			// The fragment never reaches a server; the page moves it to
+			// its session storage and wipes it from the address bar.
+			line("monitor", base+"/crm/events#token="+d.adminToken+"  (this link signs you in)")
+		} else {
+			line("monitor", base+"/crm/events  (sign in with the admin token)")
+		}
 	}
 	switch d.tokenSource {
 	case tokenGenerated:

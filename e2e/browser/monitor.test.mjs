@@ -199,6 +199,14 @@ try {
   await page.screenshot({ path: screenshot, animations: "disabled" });
   log(`screenshot written to ${screenshot}`);
 
+  step = "a sign-in link (#token=…) signs a new session in and leaves no token in the address bar";
+  log(step);
+  const linked = await browser.newPage();
+  await linked.goto(`${baseURL}/crm/events#token=${encodeURIComponent(token)}`);
+  await linked.locator("#app").waitFor({ state: "visible" });
+  if (linked.url().includes("token")) throw new Error(`the token is still in the URL: ${linked.url()}`);
+  await linked.close();
+
   if (pageErrors.length) throw new Error(`JavaScript errors in the page: ${pageErrors.join("; ")}`);
   if (cspViolations.length) throw new Error(`Content-Security-Policy violations: ${cspViolations.join("; ")}`);
   process.stdout.write("DONE\n");

@@ -571,9 +571,20 @@ function init() {
   // The detail panel starts below the sticky top bar, whose height changes when it wraps.
   const bar = document.querySelector(".topbar");
   new ResizeObserver(() => document.documentElement.style.setProperty("--topbar-height", `${bar.offsetHeight}px`)).observe(bar);
+  takeTokenFromFragment();
   readFiltersFromUrl();
   if (sessionStorage.getItem(TOKEN_KEY)) startSession();
   else showLogin("");
+}
+
+// A sign-in link (make run prints one) carries the token in the URL's
+// fragment, #token=…, which the browser never sends to a server. It is moved
+// to sessionStorage and wiped from the address bar and the history entry.
+function takeTokenFromFragment() {
+  const m = /^#token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
 }
 
 init();
