@@ -161,6 +161,7 @@ func TestDevEnvironment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	assert.Equal(t, 1, strings.Count(out, token), "the new token is printed once")
+	assert.Contains(t, out, "/crm/events#token="+token, "in the monitor's sign-in link")
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
 	httpBase := "http://" + httpAddr
 	for _, want := range []string{env["EVENTBUS_DATABASE_URL"], env["EVENTBUS_NATS_URL"], httpBase + "/crm/events", httpBase + "/metrics", "source " + dir + "/env"} {

@@ -226,8 +226,12 @@ func (d devEnv) printBanner(w io.Writer, notReady string) {
 	}
 	switch d.tokenSource {
 	case tokenGenerated:
-		line("admin token", d.adminToken)
-		line("", "(new: kept in "+filepath.Join(d.dir, "admin-token")+"; printed only this once)")
+		if d.httpAddr != "" {
+			line("admin token", "new, in the link above; kept in "+filepath.Join(d.dir, "admin-token")+" and .dev/env; printed only this once")
+		} else {
+			line("admin token", d.adminToken)
+			line("", "(new: kept in "+filepath.Join(d.dir, "admin-token")+"; printed only this once)")
+		}
 	case tokenFromFile:
 		line("admin token", "cat "+filepath.Join(d.dir, "admin-token"))
 	case tokenFromEnv:
