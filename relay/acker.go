@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -32,12 +30,7 @@ const statusWriters = 2
 // finish: the position only moves past a transaction once all of its events
 // and all earlier transactions are done.
 type acker struct {
-	pub           *publisher.Publisher
-	store         *outbox.Store
-	tr            *tracker
-	failures      *failures
-	m             *metrics.Relay
-	log           *slog.Logger
+	stage
 	flushInterval time.Duration
 	// unmarked keeps the events acked but not marked when a status write
 	// fails, for the next session.

@@ -33,6 +33,16 @@ type inflight struct {
 	xid uint32
 }
 
+// stage is what the dispatcher and the acker of one session share.
+type stage struct {
+	pub      *publisher.Publisher
+	store    *outbox.Store
+	tr       *tracker
+	failures *failures
+	m        *metrics.Relay
+	log      *slog.Logger
+}
+
 // errAckerGone ends the dispatcher when the acker has quit; the acker's own
 // error is the session's.
 var errAckerGone = errors.New("acker stopped")
@@ -54,12 +64,7 @@ const (
 // outstanding ack to the acker. The acks channel's capacity is the publish
 // window. It keeps the state of dispatch between changes.
 type dispatcher struct {
-	pub      *publisher.Publisher
-	store    *outbox.Store
-	tr       *tracker
-	failures *failures
-	m        *metrics.Relay
-	log      *slog.Logger
+	stage
 
 	acks      chan<- inflight
 	ackerDone <-chan struct{}

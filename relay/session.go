@@ -119,14 +119,9 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 
 	failures := &failures{store: r.store, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
 	window := make(chan struct{}, r.opts.PublishWindow)
-	d := &dispatcher{
-		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
-		acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil,
-	}
-	a := &acker{
-		pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log,
-		flushInterval: r.opts.FlushInterval, window: window, unmarked: &r.unmarked,
-	}
+	parts := stage{pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log}
+	d := &dispatcher{stage: parts, acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil}
+	a := &acker{stage: parts, flushInterval: r.opts.FlushInterval, window: window, unmarked: &r.unmarked}
 
 	var (
 		wg       sync.WaitGroup
