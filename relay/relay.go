@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/metrics"
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/schema"
@@ -198,6 +199,8 @@ func notStreamingReason(err error) string {
 		return "standby: the slot is in use by another relay"
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrNoStreamResponse):
 		return "the stream is missing"
+	case errors.Is(err, natsconn.ErrUnreachable):
+		return "NATS is unreachable"
 	}
 	return err.Error()
 }
