@@ -180,6 +180,18 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 	return nil
 }
 
+// StreamReady reports whether the stream answers: its leader (the
+// server itself, for a stream that is not clustered) replies to an info
+// request within a few seconds.
+func (p *Publisher) StreamReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.js.Stream(ctx, p.opts.Stream); err != nil {
+		return fmt.Errorf("stream %s: %w", p.opts.Stream, err)
+	}
+	return nil
+}
+
 // SubjectCovers reports whether the subject filter covers every subject
 // that subject (itself a filter, such as events.>) matches: token by token,
 // * covers any one token and > covers any rest.

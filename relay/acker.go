@@ -217,6 +217,24 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				if !sleep(ctx, wait) {
 					return nil
 				}
+				// Not into an election: a stream leader must answer first.
+				// Copies sent while a clustered stream changes leaders can
+				// be left "in process" on the new leader (409, duplicate
+				// message id is in process) until its duplicate window ends.
+				for {
+					err := a.pub.StreamReady(ctx)
+					if err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						return nil
+					}
+					wait := retry.next()
+					a.log.Debug("stream not answering; waiting", "err", err, "retry_in", wait.Round(time.Millisecond).String())
+					if !sleep(ctx, wait) {
+						return nil
+					}
+				}
 				a.send(&f)
 				if resent {
 					continue // those copies are on their way
