@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,6 +160,8 @@ func TestMonitorInTheBrowser(t *testing.T) {
 	}
 }
 
+var browserInstall sync.Mutex
+
 // browserTools returns e2e/browser with its node modules installed, node and
 // chromium; it skips the test when a tool is missing, or fails it when
 // EVENTBUS_REQUIRE_BROWSER=1.
@@ -185,6 +188,10 @@ func browserTools(t *testing.T) (dir, node, chromium string) {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	dir = filepath.Join(filepath.Dir(file), "browser")
+	// Parallel browser tests share e2e/browser: a second npm ci there would
+	// delete the node_modules the first one is running from.
+	browserInstall.Lock()
+	defer browserInstall.Unlock()
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); errors.Is(err, os.ErrNotExist) {
 		npm, err := exec.LookPath("npm")
 		if err != nil {
