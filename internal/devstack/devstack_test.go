@@ -42,7 +42,7 @@ func TestPostgres(t *testing.T) {
 	ctx := t.Context()
 	dataDir := filepath.Join(reachableTempDir(t), "pg", "data")
 
-	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dataDir, Fast: true, Log: testenv.Logger(t)})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dataDir, Fast: true, BinDir: os.Getenv(testenv.PGBinDirEnv), Log: testenv.Logger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, pg.Stop()) })
 	require.NotZero(t, pg.Port())
@@ -78,7 +78,7 @@ func TestPostgres(t *testing.T) {
 	require.NoError(t, pg.Stop(), "stop is idempotent")
 	require.Error(t, pg.Restart(ctx), "a stopped Postgres stays stopped")
 
-	pg2, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dataDir, Port: port, Fast: true, Log: testenv.Logger(t)})
+	pg2, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dataDir, Port: port, Fast: true, BinDir: os.Getenv(testenv.PGBinDirEnv), Log: testenv.Logger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, pg2.Stop()) })
 	conn, err = pgx.Connect(ctx, appURL)
@@ -103,7 +103,7 @@ func TestStartPostgresPortTaken(t *testing.T) {
 func TestDropDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true, Log: testenv.Logger(t)})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(testenv.PGBinDirEnv), Log: testenv.Logger(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, pg.Stop()) })
 

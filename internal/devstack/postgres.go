@@ -41,6 +41,10 @@ type PostgresOptions struct {
 	// synchronous_commit stays on: logical decoding only reads flushed WAL, so
 	// turning it off would delay every event by up to wal_writer_delay.
 	Fast bool
+	// BinDir holds initdb, pg_ctl and postgres; empty means the machine's own
+	// (pg_config --bindir, else the newest /usr/lib/postgresql/*/bin). Tests
+	// of other server versions point it at scripts/install-postgres.sh's.
+	BinDir string
 	// Log receives a line per state change; nil discards.
 	Log *slog.Logger
 }
@@ -64,9 +68,13 @@ type Postgres struct {
 // StartPostgres starts a cluster in opts.DataDir, creating it first when the
 // directory holds none, and returns once it accepts connections.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err error) {
-	binDir, err := findBinDir(ctx)
-	if err != nil {
-		return nil, err
+	binDir := opts.BinDir
+	if binDir == "" {
+		if binDir, err = findBinDir(ctx); err != nil {
+			return nil, err
+		}
+	} else if !isExecutable(filepath.Join(binDir, "initdb")) {
+		return nil, fmt.Errorf("postgres: no initdb in %s", binDir)
 	}
 	run, err := serverUser()
 	if err != nil {
@@ -133,6 +141,9 @@ func (p *Postgres) URL(database string) string {
 	}
 	return u.String()
 }
+
+// BinDir returns the directory of the server binaries this cluster runs.
+func (p *Postgres) BinDir() string { return p.binDir }
 
 // Port returns the TCP port the server listens on.
 func (p *Postgres) Port() int { return p.port }

@@ -14,6 +14,9 @@
 //
 //   - EVENTBUS_TEST_DATABASE_URL: create the test databases on this server
 //     (any database URL on it, as a superuser) instead of starting a cluster.
+//   - EVENTBUS_TEST_PG_BINDIR: the bin directory (initdb, pg_ctl, postgres)
+//     of the PostgreSQL version to test on, instead of the machine's own;
+//     scripts/install-postgres.sh 14|15|16|17|18 installs one and prints it.
 //   - EVENTBUS_TEST_NATS_URL: NATSURL returns it instead of starting a server.
 //     Tests that shut NATS down and restart it use NATS, which always embeds
 //     a server of its own.
@@ -42,6 +45,7 @@ import (
 // Environment variables that point tests at existing services.
 const (
 	DatabaseURLEnv = "EVENTBUS_TEST_DATABASE_URL"
+	PGBinDirEnv    = "EVENTBUS_TEST_PG_BINDIR"
 	NATSURLEnv     = "EVENTBUS_TEST_NATS_URL"
 )
 
@@ -123,7 +127,7 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 		// Not t.Context: the cluster outlives the test that starts it.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		shared.pg, shared.err = devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true})
+		shared.pg, shared.err = devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv)})
 	}
 	if shared.err != nil {
 		t.Fatalf("testenv: start shared postgres: %v", shared.err)
@@ -136,7 +140,7 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 // with its CreateDatabase, or use URL("postgres").
 func NewPostgres(t testing.TB) *devstack.Postgres {
 	t.Helper()
-	pg, err := devstack.StartPostgres(t.Context(), devstack.PostgresOptions{Fast: true, Log: Logger(t)})
+	pg, err := devstack.StartPostgres(t.Context(), devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
