@@ -90,6 +90,15 @@ func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error)
 			_ = tx.Rollback(ctx)
 			return nil, fmt.Errorf("import snapshot of slot %q: %w", slot.Name, err)
 		}
+	} else if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		// A repeatable-read snapshot is taken by the first statement, which
+		// would otherwise be the backfill's read, after streaming started:
+		// rows committed in between would be published by the backfill ahead
+		// of events the stream delivers before them. Taken now, the backfill
+		// holds the rows pending when the session began; later ones come from
+		// the stream in commit order.
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("begin backfill: %w", err)
 	}
 	return tx, nil
 }
