@@ -27,7 +27,9 @@ type SlotInfo struct {
 	RestartLSN        string `json:"restart_lsn,omitempty"`
 	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
 	WALStatus         string `json:"wal_status,omitempty"`
-	SafeWALSize       *int64 `json:"safe_wal_size"`
+	// Failover is the slot's failover property (PostgreSQL 17+; null before).
+	Failover    *bool  `json:"failover"`
+	SafeWALSize *int64 `json:"safe_wal_size"`
 	// LagBytes is the server's current WAL position minus confirmed_flush_lsn.
 	LagBytes *int64 `json:"lag_bytes"`
 	// LagSeconds is the walsender's flush_lag (pg_stat_replication): how long
@@ -42,10 +44,11 @@ func InspectSlot(ctx context.Context, db Querier, slot string) (SlotInfo, error)
 	var restart, confirmed, walStatus *string
 	err := db.QueryRow(ctx, `SELECT coalesce(s.plugin, ''), s.active, s.active_pid, s.restart_lsn::text, s.confirmed_flush_lsn::text,
 		s.wal_status, s.safe_wal_size, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint,
-		extract(epoch FROM r.flush_lag)::float8
+		extract(epoch FROM r.flush_lag)::float8,
+		(to_jsonb(s) ->> 'failover')::bool -- a column since PostgreSQL 17
 		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 		WHERE s.slot_name = $1`, slot).
-		Scan(&info.Plugin, &info.Active, &info.ActivePID, &restart, &confirmed, &walStatus, &info.SafeWALSize, &info.LagBytes, &info.LagSeconds)
+		Scan(&info.Plugin, &info.Active, &info.ActivePID, &restart, &confirmed, &walStatus, &info.SafeWALSize, &info.LagBytes, &info.LagSeconds, &info.Failover)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return info, nil
 	}

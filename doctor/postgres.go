@@ -23,6 +23,8 @@ type Options struct {
 	Slot        string
 	Publication string
 	RelayRole   string // EVENTBUS_RELAY_ROLE; empty skips its check
+	// SlotFailover is EVENTBUS_SLOT_FAILOVER.
+	SlotFailover bool
 	// JS is the NATS connection's JetStream; nil with NATSError set when the
 	// server could not be reached. NATSURL names it (redacted).
 	JS            jetstream.JetStream
@@ -60,10 +62,37 @@ func (o Options) checkDatabase(ctx context.Context) []Result {
 		return one(fail("database", "check EVENTBUS_DATABASE_URL and that the server runs", "cannot connect: %v", o.DBError))
 	}
 	var version, db string
-	if err := o.DB.QueryRow(ctx, `SELECT current_setting('server_version'), current_database()`).Scan(&version, &db); err != nil {
+	var num int
+	if err := o.DB.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_database()`).
+		Scan(&version, &num, &db); err != nil {
 		return one(fail("database", "check EVENTBUS_DATABASE_URL and that the server runs", "cannot query: %v", err))
 	}
-	return one(ok("database", "PostgreSQL %s, database %s", version, db))
+	if num < cdc.MinServerVersion {
+		return one(fail("database", "upgrade PostgreSQL: the relay is tested on 14 to 18",
+			"PostgreSQL %s, database %s: older than 14", version, db))
+	}
+	out := []Result{ok("database", "PostgreSQL %s, database %s", version, db)}
+	var have, lack []string
+	for _, f := range cdc.Features(num) {
+		if f.Available {
+			have = append(have, fmt.Sprintf("%s (%d+)", f.Name, f.Since))
+		} else {
+			lack = append(lack, fmt.Sprintf("no %s (%d+): %s", f.Name, f.Since, f.Effect))
+		}
+	}
+	detail := "PostgreSQL " + version
+	if len(have) > 0 {
+		detail += ": " + strings.Join(have, ", ")
+	}
+	if len(lack) > 0 {
+		detail += "; " + strings.Join(lack, "; ")
+	}
+	out = append(out, ok("postgres features", "%s", detail))
+	if o.SlotFailover && num < 170000 {
+		out = append(out, fail("slot failover", "upgrade to PostgreSQL 17, or unset EVENTBUS_SLOT_FAILOVER",
+			"EVENTBUS_SLOT_FAILOVER=true needs PostgreSQL 17 or newer: the relay refuses to start"))
+	}
+	return out
 }
 
 func (o Options) checkServer(ctx context.Context) []Result {
@@ -157,6 +186,13 @@ func (o Options) checkSlot(ctx context.Context) []Result {
 		detail += fmt.Sprintf(", lag %d bytes", *s.LagBytes)
 	}
 	detail += ")"
+	if s.Failover != nil {
+		detail = strings.TrimSuffix(detail, ")") + fmt.Sprintf(", failover %t)", *s.Failover)
+		if o.SlotFailover && !*s.Failover {
+			return one(warn(name, "eventbus slot reset recreates it as a failover slot (rows still pending are published by the next run)",
+				"%s: EVENTBUS_SLOT_FAILOVER=true, but the slot is not a failover slot: a promoted standby will not have it", detail))
+		}
+	}
 	if s.WALStatus == "unreserved" {
 		return one(warn(name, "start the relay or raise max_slot_wal_keep_size: the slot is about to lose WAL", "%s", detail))
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -114,4 +115,54 @@ func TestDoctorWithoutServicesOrSchema(t *testing.T) {
 	}
 	_, hasRelay := st["relay"]
 	assert.False(t, hasRelay, "no HTTP address: no relay check")
+}
+
+// Doctor names the server versions and what they give the relay; with
+// EVENTBUS_SLOT_FAILOVER it says whether the server and the slot allow a
+// failover. Run on each PostgreSQL of the matrix (EVENTBUS_TEST_PG_BINDIR).
+func TestDoctorReportsVersionsAndFeatures(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var version int
+	require.NoError(t, e.db.QueryRow(t.Context(), `SELECT current_setting('server_version_num')::int`).Scan(&version))
+	p := e.startRelay() // creates the slot, without FAILOVER
+	e.waitSlotActive(true)
+	require.Equal(t, 0, p.stop())
+
+	details := func(rep doctorReport) map[string]string {
+		m := map[string]string{}
+		for _, c := range rep.Results {
+			m[c.Check] = c.Detail
+		}
+		return m
+	}
+	rep, r := e.doctor()
+	require.Equal(t, 0, r.code, "%s", r)
+	d := details(rep)
+	assert.Equal(t, "ok", rep.statuses()["postgres features"], "%s", r.stdout)
+	assert.Contains(t, d["postgres features"], fmt.Sprintf("PostgreSQL %d.", version/10000))
+	assert.Regexp(t, `server \d+\.\d+\.\d+`, d["nats"], "the NATS server's version")
+	if version >= 170000 {
+		assert.Contains(t, d["postgres features"], "failover slots (17+)")
+		assert.Contains(t, d["slot"], "failover false")
+	} else {
+		assert.Contains(t, d["postgres features"], "no failover slots (17+)")
+		assert.NotContains(t, d["slot"], "failover")
+	}
+	if version >= 150000 {
+		assert.Contains(t, d["postgres features"], "empty transactions skipped (15+)")
+	} else {
+		assert.Contains(t, d["postgres features"], "no empty transactions skipped (15+): pgoutput sends BEGIN/COMMIT for every transaction")
+	}
+
+	rep, r = e.doctor("EVENTBUS_SLOT_FAILOVER=true")
+	st := rep.statuses()
+	if version >= 170000 {
+		assert.Equal(t, 0, r.code, "%s", r)
+		assert.Equal(t, "warn", st["slot"], "a slot made without FAILOVER: %s", r.stdout)
+		assert.Contains(t, details(rep)["slot"], "not a failover slot")
+	} else {
+		assert.Equal(t, 1, r.code, "%s", r)
+		assert.Equal(t, "fail", st["slot failover"], "%s", r.stdout)
+	}
 }
