@@ -58,8 +58,11 @@ func TestGrantRelayRole(t *testing.T) {
 		{"has_table_privilege($1, 'public.eventbus_slot_state', 'SELECT')", true},
 		{"has_table_privilege($1, 'public.eventbus_slot_state', 'INSERT')", true},
 		{"has_table_privilege($1, 'public.eventbus_slot_state', 'UPDATE')", true},
-		{"has_function_privilege($1, 'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'EXECUTE')", true},
-		{"has_function_privilege($1, 'pg_catalog.pg_logical_emit_message(boolean, text, bytea)', 'EXECUTE')", true},
+		// Every overload: (boolean, text, text|bytea), with a fourth flush
+		// argument since PostgreSQL 17.
+		{`(SELECT count(*) = 2 AND bool_and(has_function_privilege($1, p.oid, 'EXECUTE'))
+			FROM pg_catalog.pg_proc p
+			WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = 'pg_logical_emit_message')`, true},
 
 		{"has_table_privilege($1, 'public.event_bus', 'INSERT')", false},
 		{"has_table_privilege($1, 'public.event_bus', 'DELETE')", false},
