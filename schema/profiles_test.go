@@ -80,7 +80,10 @@ func TestProfileWritersIsReadOnly(t *testing.T) {
 	t.Parallel()
 	conn := migrated(t)
 	ctx := t.Context()
-	_, err := conn.Exec(ctx, `GRANT UPDATE ON public.profiles TO authenticated`)
+	// A role of the test's own: roles are shared by the cluster's databases,
+	// and TestProfileWriters makes members of authenticated meanwhile.
+	writer := newRole(t, conn, "LOGIN")
+	_, err := conn.Exec(ctx, `GRANT UPDATE ON public.profiles TO `+writer)
 	require.NoError(t, err)
 	searchPath := func(q querier) string {
 		var path string
@@ -92,7 +95,7 @@ func TestProfileWritersIsReadOnly(t *testing.T) {
 		before := searchPath(tx)
 		roles, err := ProfileWriters(ctx, tx)
 		require.NoError(t, err, "it runs in a read-only transaction")
-		assert.Equal(t, []string{"authenticated"}, roles)
+		assert.Equal(t, []string{writer}, roles)
 		assert.Equal(t, before, searchPath(tx), "the caller's transaction is left as it was")
 		return nil
 	})
@@ -101,7 +104,7 @@ func TestProfileWritersIsReadOnly(t *testing.T) {
 	before := searchPath(conn)
 	roles, err := ProfileWriters(ctx, conn)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"authenticated"}, roles)
+	assert.Equal(t, []string{writer}, roles)
 	assert.Equal(t, before, searchPath(conn), "the session is left as it was")
 }
 
