@@ -369,7 +369,11 @@ func ignoreCanceled(ctx context.Context, err error) error {
 // Close reports the confirmed position one last time and closes the connection.
 func (s *Stream) Close(ctx context.Context) error {
 	var err error
-	if s.started {
+	// A connection that failed is already being closed by pgconn, in a
+	// goroutine of its own that writes its Terminate: a status update
+	// written now (pglogrepl bypasses pgconn's lock) would race with it, and
+	// could not arrive anyway.
+	if s.started && !s.conn.IsClosed() {
 		err = s.sendStatus(ctx, false)
 	}
 	if cerr := s.conn.Close(ctx); err == nil {
