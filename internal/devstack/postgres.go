@@ -210,7 +210,7 @@ func (p *Postgres) Stop() error {
 }
 
 // Kill stops the server as a crash of its host would: SIGKILL to the
-// postmaster and every one of its processes at once, nothing flushed, no
+// postmaster and every one of its processes, nothing flushed, no
 // shutdown checkpoint, clients cut off mid-statement. It returns once the
 // postmaster is gone and its port refuses connections. The data directory
 // stays (StartPostgres on it runs crash recovery); Stop still removes the
@@ -225,18 +225,24 @@ func (p *Postgres) Kill() error {
 	if err != nil {
 		return fmt.Errorf("postgres: kill: %w", err)
 	}
-	// pg_ctl starts the postmaster in a session of its own, and every
-	// server process is its child in that process group: signalling the
-	// group kills them all in the same instant, so no walsender outlives
-	// the postmaster to send a little more WAL.
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	// Every server process is a child of the postmaster, each in a session
+	// of its own (so no process group holds them all). Stopped first, the
+	// postmaster forks no new child while they are killed: they die
+	// together, and no walsender outlives it to send a little more WAL.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("postgres: kill postmaster %d: %w", pid, err)
+	}
+	pids := append(children(pid), pid)
+	for _, c := range pids {
+		if err := syscall.Kill(c, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("postgres: kill server process %d: %w", c, err)
+		}
 	}
 	p.killed = true
 	deadline := time.Now().Add(30 * time.Second)
-	for alive(pid) || p.accepts() {
+	for slices.ContainsFunc(pids, alive) || p.accepts() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres: postmaster %d still running 30s after SIGKILL", pid)
+			return fmt.Errorf("postgres: server processes %v still running 30s after SIGKILL", pids)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -272,6 +278,32 @@ func (p *Postgres) postmasterPID() (int, error) {
 		return 0, fmt.Errorf("postmaster.pid: no pid in %q", line)
 	}
 	return pid, nil
+}
+
+// children returns the pids of the processes whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc") // unreadable: none found
+	var pids []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			pids = append(pids, child)
+		}
+	}
+	return pids
 }
 
 // accepts reports whether something accepts TCP connections on the port.
