@@ -52,6 +52,10 @@ type Slot struct {
 	// Recreated is set when the slot existed but had lost required WAL and
 	// was dropped and created again.
 	Recreated bool
+	// Timeline is the server's current WAL timeline (IDENTIFY_SYSTEM). A
+	// promotion starts a new one: a slot resumed on another timeline than
+	// it last streamed on is a failover slot on a promoted standby.
+	Timeline int32
 }
 
 // Stream is one replication connection streaming from the slot.
@@ -82,6 +86,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 		s.conn.Close(context.Background())
 		return nil, err
 	}
+	sys, err := pglogrepl.IdentifySystem(ctx, s.conn)
+	if err != nil {
+		s.conn.Close(context.Background())
+		return nil, fmt.Errorf("identify system: %w", err)
+	}
+	s.slot.Timeline = sys.Timeline
 	s.confirmed.Store(uint64(s.slot.ConfirmedLSN))
 	return s, nil
 }
