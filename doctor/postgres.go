@@ -18,11 +18,13 @@ import (
 // made by the caller.
 type Options struct {
 	// DB is the database; nil with DBError set when it could not be reached.
-	DB          *pgxpool.Pool
-	DBError     error
-	Slot        string
-	Publication string
-	RelayRole   string // EVENTBUS_RELAY_ROLE; empty skips its check
+	DB      *pgxpool.Pool
+	DBError error
+	Slot    string
+	// SlotFailover is EVENTBUS_SLOT_FAILOVER: the failover check runs.
+	SlotFailover bool
+	Publication  string
+	RelayRole    string // EVENTBUS_RELAY_ROLE; empty skips its check
 	// JS is the NATS connection's JetStream; nil with NATSError set when the
 	// server could not be reached. NATSURL names it (redacted).
 	JS            jetstream.JetStream
@@ -39,6 +41,9 @@ func (o Options) checks() []check {
 	if o.DB != nil {
 		list = append(list, o.checkServer, o.checkSchema, o.checkPublication, o.checkSlot,
 			o.checkLeadTriggers, o.checkRLS, o.checkDefiners, o.checkProfiles)
+		if o.SlotFailover {
+			list = append(list, o.checkFailover)
+		}
 		if o.RelayRole != "" {
 			list = append(list, o.checkRelayRole)
 		}
@@ -161,6 +166,24 @@ func (o Options) checkSlot(ctx context.Context) []Result {
 		return one(warn(name, "start the relay or raise max_slot_wal_keep_size: the slot is about to lose WAL", "%s", detail))
 	}
 	return one(ok(name, "%s", detail))
+}
+
+func (o Options) checkFailover(ctx context.Context) []Result {
+	const name = "failover"
+	f, err := cdc.InspectFailover(ctx, o.DB, o.Slot)
+	switch {
+	case err != nil:
+		return one(fail(name, "EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17 or newer", "%v", err))
+	case !f.SlotExists:
+		return one(warn(name, "start the relay: eventbus run creates it as a failover slot", "%s does not exist", o.Slot))
+	case !f.SlotFailover:
+		return one(warn(name, "eventbus slot reset with EVENTBUS_SLOT_FAILOVER=true (rows still pending are published by the next run)",
+			"%s is not a failover slot: standbys do not synchronize it, and a promoted one lacks it", o.Slot))
+	case f.SynchronizedStandbySlots == "":
+		return one(warn(name, "on the primary, list the standbys' physical slots: synchronized_standby_slots = '<slot>[, …]'",
+			"synchronized_standby_slots is empty: the relay may publish events a standby has not received, which its promotion loses"))
+	}
+	return one(ok(name, "%s is a failover slot; the relay waits for synchronized_standby_slots = %s", o.Slot, f.SynchronizedStandbySlots))
 }
 
 func (o Options) checkLeadTriggers(ctx context.Context) []Result {
