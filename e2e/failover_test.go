@@ -121,6 +121,7 @@ func (f *failoverPair) requireResumedFromSyncedSlot(relay *relayProc, syncedAt s
 	out := relay.out.String()
 	assert.Equal(t, 1, strings.Count(out, "replication slot created"), "the relay created its slot once, on the first primary")
 	assert.NotContains(t, out, "replication slot was missing")
+	assert.NotContains(t, out, "DATA RACE", "the relay (built with -race) lost its server without a race")
 	assert.Regexp(t, regexp.MustCompile(`msg=streaming slot=\S+ from=`+regexp.QuoteMeta(syncedAt)+`\b`), out,
 		"a session on the new primary started from the synchronized position %s", syncedAt)
 }
