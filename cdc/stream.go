@@ -52,6 +52,10 @@ type Slot struct {
 	// Recreated is set when the slot existed but had lost required WAL and
 	// was dropped and created again.
 	Recreated bool
+	// Timeline is the server's current WAL timeline (IDENTIFY_SYSTEM). A
+	// promotion starts a new one: a slot resumed on another timeline than
+	// it last streamed on is a failover slot on a promoted standby.
+	Timeline int32
 }
 
 // Stream is one replication connection streaming from the slot.
@@ -82,6 +86,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 		s.conn.Close(context.Background())
 		return nil, err
 	}
+	sys, err := pglogrepl.IdentifySystem(ctx, s.conn)
+	if err != nil {
+		s.conn.Close(context.Background())
+		return nil, fmt.Errorf("identify system: %w", err)
+	}
+	s.slot.Timeline = sys.Timeline
 	s.confirmed.Store(uint64(s.slot.ConfirmedLSN))
 	return s, nil
 }
@@ -369,7 +379,11 @@ func ignoreCanceled(ctx context.Context, err error) error {
 // Close reports the confirmed position one last time and closes the connection.
 func (s *Stream) Close(ctx context.Context) error {
 	var err error
-	if s.started {
+	// A connection that failed is already being closed by pgconn, in a
+	// goroutine of its own that writes its Terminate: a status update
+	// written now (pglogrepl bypasses pgconn's lock) would race with it, and
+	// could not arrive anyway.
+	if s.started && !s.conn.IsClosed() {
 		err = s.sendStatus(ctx, false)
 	}
 	if cerr := s.conn.Close(ctx); err == nil {

@@ -18,13 +18,13 @@ import (
 // made by the caller.
 type Options struct {
 	// DB is the database; nil with DBError set when it could not be reached.
-	DB          *pgxpool.Pool
-	DBError     error
-	Slot        string
-	Publication string
-	RelayRole   string // EVENTBUS_RELAY_ROLE; empty skips its check
-	// SlotFailover is EVENTBUS_SLOT_FAILOVER.
+	DB      *pgxpool.Pool
+	DBError error
+	Slot    string
+	// SlotFailover is EVENTBUS_SLOT_FAILOVER: the failover check runs.
 	SlotFailover bool
+	Publication  string
+	RelayRole    string // EVENTBUS_RELAY_ROLE; empty skips its check
 	// JS is the NATS connection's JetStream; nil with NATSError set when the
 	// server could not be reached. NATSURL names it (redacted).
 	JS            jetstream.JetStream
@@ -41,6 +41,9 @@ func (o Options) checks() []check {
 	if o.DB != nil {
 		list = append(list, o.checkServer, o.checkSchema, o.checkPublication, o.checkSlot,
 			o.checkLeadTriggers, o.checkRLS, o.checkDefiners, o.checkProfiles)
+		if o.SlotFailover {
+			list = append(list, o.checkFailover)
+		}
 		if o.RelayRole != "" {
 			list = append(list, o.checkRelayRole)
 		}
@@ -88,10 +91,6 @@ func (o Options) checkDatabase(ctx context.Context) []Result {
 		detail += "; " + strings.Join(lack, "; ")
 	}
 	out = append(out, ok("postgres features", "%s", detail))
-	if o.SlotFailover && num < 170000 {
-		out = append(out, fail("slot failover", "upgrade to PostgreSQL 17, or unset EVENTBUS_SLOT_FAILOVER",
-			"EVENTBUS_SLOT_FAILOVER=true needs PostgreSQL 17 or newer: the relay refuses to start"))
-	}
 	return out
 }
 
@@ -188,15 +187,33 @@ func (o Options) checkSlot(ctx context.Context) []Result {
 	detail += ")"
 	if s.Failover != nil {
 		detail = strings.TrimSuffix(detail, ")") + fmt.Sprintf(", failover %t)", *s.Failover)
-		if o.SlotFailover && !*s.Failover {
-			return one(warn(name, "eventbus slot reset recreates it as a failover slot (rows still pending are published by the next run)",
-				"%s: EVENTBUS_SLOT_FAILOVER=true, but the slot is not a failover slot: a promoted standby will not have it", detail))
-		}
 	}
 	if s.WALStatus == "unreserved" {
 		return one(warn(name, "start the relay or raise max_slot_wal_keep_size: the slot is about to lose WAL", "%s", detail))
 	}
 	return one(ok(name, "%s", detail))
+}
+
+func (o Options) checkFailover(ctx context.Context) []Result {
+	const name = "failover"
+	if v, err := cdc.ServerVersion(ctx, o.DB); err == nil && v < 170000 {
+		return one(fail(name, "upgrade to PostgreSQL 17, or unset EVENTBUS_SLOT_FAILOVER",
+			"EVENTBUS_SLOT_FAILOVER=true needs PostgreSQL 17 or newer (this server: %d): the relay refuses to start", v))
+	}
+	f, err := cdc.InspectFailover(ctx, o.DB, o.Slot)
+	switch {
+	case err != nil:
+		return one(fail(name, "EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17 or newer", "%v", err))
+	case !f.SlotExists:
+		return one(warn(name, "start the relay: eventbus run creates it as a failover slot", "%s does not exist", o.Slot))
+	case !f.SlotFailover:
+		return one(warn(name, "eventbus slot reset with EVENTBUS_SLOT_FAILOVER=true (rows still pending are published by the next run)",
+			"%s is not a failover slot: standbys do not synchronize it, and a promoted one lacks it", o.Slot))
+	case f.SynchronizedStandbySlots == "":
+		return one(warn(name, "on the primary, list the standbys' physical slots: synchronized_standby_slots = '<slot>[, …]'",
+			"synchronized_standby_slots is empty: the relay may publish events a standby has not received, which its promotion loses"))
+	}
+	return one(ok(name, "%s is a failover slot; the relay waits for synchronized_standby_slots = %s", o.Slot, f.SynchronizedStandbySlots))
 }
 
 func (o Options) checkLeadTriggers(ctx context.Context) []Result {

@@ -159,10 +159,11 @@ func TestDoctorReportsVersionsAndFeatures(t *testing.T) {
 	st := rep.statuses()
 	if version >= 170000 {
 		assert.Equal(t, 0, r.code, "%s", r)
-		assert.Equal(t, "warn", st["slot"], "a slot made without FAILOVER: %s", r.stdout)
-		assert.Contains(t, details(rep)["slot"], "not a failover slot")
+		assert.Equal(t, "warn", st["failover"], "a slot made without FAILOVER: %s", r.stdout)
+		assert.Contains(t, details(rep)["failover"], "not a failover slot")
 	} else {
 		assert.Equal(t, 1, r.code, "%s", r)
-		assert.Equal(t, "fail", st["slot failover"], "%s", r.stdout)
+		assert.Equal(t, "fail", st["failover"], "%s", r.stdout)
+		assert.Contains(t, details(rep)["failover"], "needs PostgreSQL 17 or newer")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,6 +100,7 @@ type option func(*setupOptions)
 
 type setupOptions struct {
 	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
+	standbys   []*devstack.Postgres
 	cluster    *devstack.NATSCluster
 	maxPayload int32
 	env        []string
@@ -108,6 +110,14 @@ type setupOptions struct {
 func withPostgres(pg *devstack.Postgres) option { return func(o *setupOptions) { o.pg = pg } }
 func withMaxPayload(n int32) option             { return func(o *setupOptions) { o.maxPayload = n } }
 func withEnv(kv ...string) option               { return func(o *setupOptions) { o.env = append(o.env, kv...) } }
+
+// withStandbys makes the database URL name pg (see withPostgres) and then
+// each standby, with target_session_attrs=read-write: the relay, the CLI,
+// the writers and the test's pool all follow a promotion to whichever server
+// takes writes.
+func withStandbys(standbys ...*devstack.Postgres) option {
+	return func(o *setupOptions) { o.standbys = append(o.standbys, standbys...) }
+}
 
 // withNATSCluster points the relay and the stream helpers at a NATS cluster
 // (all its URLs) instead of starting a server for the test.
@@ -140,6 +150,9 @@ func setup(t *testing.T, opts ...option) *env {
 		url, err := o.pg.CreateDatabase(t.Context(), name)
 		require.NoError(t, err)
 		e.dbURL = url
+		if len(o.standbys) > 0 {
+			e.dbURL = multiHostURL(name, append([]*devstack.Postgres{o.pg}, o.standbys...))
+		}
 	} else {
 		e.dbURL = testenv.Postgres(t)
 	}
@@ -172,6 +185,16 @@ func setup(t *testing.T, opts ...option) *env {
 		_, _ = e.db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, e.slot)
 	})
 	return e
+}
+
+// multiHostURL is a libpq multi-host URL of database on servers, for the
+// read-write one among them.
+func multiHostURL(database string, servers []*devstack.Postgres) string {
+	hosts := make([]string, len(servers))
+	for i, pg := range servers {
+		hosts[i] = fmt.Sprintf("127.0.0.1:%d", pg.Port())
+	}
+	return "postgres://postgres@" + strings.Join(hosts, ",") + "/" + database + "?sslmode=disable&target_session_attrs=read-write"
 }
 
 // natsURL is what the relay and the stream helpers connect to: the test's

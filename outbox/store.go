@@ -343,20 +343,41 @@ func ScanPending(ctx context.Context, tx pgx.Tx, fn func(event.Event) error) (in
 	return streamEvents(ctx, tx, "read pending events", pendingSQL, nil, fn)
 }
 
-// BackfillDone reports whether the backfill of slot has completed. A slot with
-// no record (created before this relay version, or by hand) counts as not done,
-// so its pending rows are backfilled: re-publishing is safe, skipping is not.
-func (s *Store) BackfillDone(ctx context.Context, slot string) (bool, error) {
-	var done bool
+// SlotState is what the relay records about a replication slot.
+type SlotState struct {
+	// BackfillDone is set once the backfill of the slot has completed. A slot
+	// with no record (created before this relay version, or by hand) counts
+	// as not done, so its pending rows are backfilled: re-publishing is safe,
+	// skipping is not.
+	BackfillDone bool
+	// Timeline is the server's WAL timeline when it was last recorded
+	// (SetTimeline); 0 when never recorded.
+	Timeline int32
+}
+
+// SlotState reads what is recorded about slot.
+func (s *Store) SlotState(ctx context.Context, slot string) (SlotState, error) {
+	var st SlotState
 	err := s.pool.QueryRow(ctx,
-		`SELECT backfilled_at IS NOT NULL FROM public.eventbus_slot_state WHERE slot_name = $1`, slot).Scan(&done)
+		`SELECT backfilled_at IS NOT NULL, coalesce(timeline, 0) FROM public.eventbus_slot_state WHERE slot_name = $1`, slot).
+		Scan(&st.BackfillDone, &st.Timeline)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return SlotState{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read backfill state of slot %q: %w", slot, err)
+		return SlotState{}, fmt.Errorf("read backfill state of slot %q: %w", slot, err)
 	}
-	return done, nil
+	return st, nil
+}
+
+// SetTimeline records the server's WAL timeline with the state of slot.
+func (s *Store) SetTimeline(ctx context.Context, slot string, timeline int32) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO public.eventbus_slot_state (slot_name, timeline) VALUES ($1, $2)
+ON CONFLICT (slot_name) DO UPDATE SET timeline = excluded.timeline`, slot, timeline)
+	if err != nil {
+		return fmt.Errorf("record the timeline of slot %q: %w", slot, err)
+	}
+	return nil
 }
 
 // SetBackfillDone records whether the backfill of slot has completed.

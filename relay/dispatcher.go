@@ -238,6 +238,12 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 			d.log.Warn("backfill done but not recorded; it will run again", "err", err)
 			return
 		}
+		// Recorded after the backfill: a promotion's backfill that did not
+		// finish runs again.
+		if err := d.store.SetTimeline(doneCtx, slot.Name, slot.Timeline); err != nil {
+			d.log.Warn("backfill done but its timeline not recorded; it will run again", "err", err)
+			return
+		}
 		d.log.Info("backfill done", "slot", slot.Name, "events", n, "took", time.Since(started).Round(time.Millisecond).String())
 	}
 	d.tr.commit(x, 0)

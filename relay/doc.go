@@ -107,6 +107,16 @@ relay that dies before then backfills again on its next start, without a
 snapshot, publishing every pending row (some a second time, which JetStream
 deduplicates).
 
+The record also holds the server's WAL timeline (IDENTIFY_SYSTEM) of the
+last completed backfill. A failover slot resumed on another timeline is a
+promoted standby's synchronized copy; its position may be past events whose
+processed marks were lost with the old primary (the slot's position reached
+the standby, the WAL of the marks did not), which the slot never streams
+again. The session then backfills every pending row, without a snapshot,
+like an unfinished backfill. Events the copy is behind on are streamed
+again and met by the catch-up lookup: skipped when their mark survived,
+published again (and deduplicated) when it did not.
+
 # Redrive
 
 process_pending_events() emits a transactional logical decoding message

@@ -60,15 +60,16 @@ func (r *Relay) session(ctx context.Context) error {
 
 // openBackfill starts the read of pending rows the stream will not deliver:
 // for a new slot, every pending row in its exported snapshot; for a slot
-// whose backfill never completed, every pending row (rows also in the stream
-// are published twice and deduplicated by JetStream).
+// whose backfill never completed, or resumed on a new timeline (a promoted
+// standby), every pending row (rows also in the stream are published twice
+// and deduplicated by JetStream).
 func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error) {
 	if slot.Created {
 		// A slot this relay had backfilled before is gone: dropped by hand,
 		// invalidated, or a failover to a server without it. Events committed
 		// while it was missing were never decoded; the backfill below
 		// publishes every row still pending, so none is lost, but say so.
-		if existed, err := r.store.BackfillDone(ctx, slot.Name); err == nil && (existed || slot.Recreated) {
+		if st, err := r.store.SlotState(ctx, slot.Name); err == nil && (st.BackfillDone || slot.Recreated) {
 			r.log.Error("replication slot was missing and has been created again; republishing every pending row",
 				"slot", slot.Name, "lost_wal", slot.Recreated)
 		}
@@ -76,9 +77,26 @@ func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error)
 			return nil, err
 		}
 	} else {
-		done, err := r.store.BackfillDone(ctx, slot.Name)
-		if err != nil || done {
+		st, err := r.store.SlotState(ctx, slot.Name)
+		if err != nil {
 			return nil, err
+		}
+		if st.BackfillDone {
+			switch st.Timeline {
+			case slot.Timeline:
+				return nil, nil
+			case 0:
+				// Backfilled by a relay that did not record timelines: on
+				// this one, as far as anyone can tell.
+				return nil, r.store.SetTimeline(ctx, slot.Name, slot.Timeline)
+			}
+			// A standby was promoted, and this is its synchronized copy of
+			// the slot. The copy may already be past events whose processed
+			// marks were lost with the old primary (the marks' WAL had not
+			// reached the standby when the slot's position had): the slot
+			// never streams them again, and their rows are pending here.
+			r.log.Warn("the server was promoted since the relay last streamed from this slot; publishing every pending row again, for the processed marks lost with the old primary",
+				"slot", slot.Name, "timeline", slot.Timeline, "last_timeline", st.Timeline)
 		}
 	}
 	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})

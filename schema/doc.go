@@ -23,6 +23,9 @@
 //	0009_publisher_rules    metadata.published_by; reserved event types (the
 //	                        triggers store through eventbus_store_event);
 //	                        redrive for organization admins, at most 1000 a call
+//	0010_null_status_is_pending  an index for rows whose status is NULL
+//	0011_slot_state_timeline  eventbus_slot_state.timeline: a promoted standby's
+//	                        slot is recognized and its pending rows backfilled
 //
 // Migrate takes a session advisory lock (a fixed key, per database) for its whole
 // run, so concurrent runs — several relays starting at once — apply each

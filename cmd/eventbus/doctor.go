@@ -28,7 +28,7 @@ func doctorCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		return err
 	}
 	opts := doctor.Options{
-		Slot: cfg.Slot, Publication: cfg.Publication, RelayRole: cfg.RelayRole, SlotFailover: cfg.SlotFailover,
+		Slot: cfg.Slot, SlotFailover: cfg.SlotFailover, Publication: cfg.Publication, RelayRole: cfg.RelayRole,
 		NATSURL: natsconn.RedactURL(cfg.NATSURL), Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		HTTPAddr: cfg.HTTPAddr,
 	}

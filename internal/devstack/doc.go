@@ -23,6 +23,20 @@
 // The server's output goes to a log file next to the data directory
 // (DATADIR.log); when a start fails, the error carries the tail of that log.
 //
+// PostgresOptions.Settings adds postgresql.conf lines to devstack.conf. Kill
+// stops a server as a crash of its host would (SIGKILL to all its processes
+// at once); Promote ends a standby's recovery.
+//
+// StartStandby makes a hot standby of a running cluster for failover tests:
+// a physical slot on the primary, a base backup taken with the low-level
+// backup API (pg_backup_start, a copy of the data directory without WAL and
+// transient files, pg_backup_stop's backup_label; the npm server packages
+// have no pg_basebackup), then standby.signal, primary_conninfo,
+// primary_slot_name, hot_standby_feedback and sync_replication_slots. The
+// primary gets the physical slot in synchronized_standby_slots (in its
+// devstack.conf, reloaded: not ALTER SYSTEM, whose file the next standby
+// would copy). Slot synchronization needs PostgreSQL 17.
+//
 // # NATS
 //
 // StartNATS embeds github.com/nats-io/nats-server/v2 in the calling process,

@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
@@ -45,6 +47,9 @@ type PostgresOptions struct {
 	// (pg_config --bindir, else the newest /usr/lib/postgresql/*/bin). Tests
 	// of other server versions point it at scripts/install-postgres.sh's.
 	BinDir string
+	// Settings are extra postgresql.conf lines ("name = value"), written
+	// after devstack's own into devstack.conf at every start, so they win.
+	Settings []string
 	// Log receives a line per state change; nil discards.
 	Log *slog.Logger
 }
@@ -60,9 +65,15 @@ type Postgres struct {
 	port    int
 	run     *osUser // the OS user that runs the server when we are root; nil otherwise
 	log     *slog.Logger
+	fast    bool
 
-	mu      sync.Mutex
-	stopped bool
+	mu       sync.Mutex
+	settings []string // PostgresOptions.Settings, then what StartStandby adds
+	// standbySlots are the physical slots of the standbys StartStandby made
+	// of this server: its synchronized_standby_slots.
+	standbySlots []string
+	stopped      bool
+	killed       bool // by Kill: no server left for pg_ctl to stop
 }
 
 // StartPostgres starts a cluster in opts.DataDir, creating it first when the
@@ -80,7 +91,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{binDir: binDir, run: run, log: opts.Log}
+	p := &Postgres{binDir: binDir, run: run, log: opts.Log, fast: opts.Fast, settings: slices.Clone(opts.Settings)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +125,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 				return nil, err
 			}
 		}
-		if err := p.writeConfig(opts.Fast); err != nil {
+		if err := p.writeConfig(); err != nil {
 			return nil, err
 		}
 		err = p.pgctl(ctx, "start")
@@ -165,7 +176,7 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 func (p *Postgres) Restart(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped {
+	if p.stopped || p.killed {
 		return errors.New("postgres: restart: stopped")
 	}
 	if err := p.pgctl(ctx, "restart"); err != nil {
@@ -186,13 +197,136 @@ func (p *Postgres) Stop() error {
 		return nil
 	}
 	p.stopped = true
-	err := p.pgctl(context.Background(), "stop")
+	var err error
+	if !p.killed {
+		err = p.pgctl(context.Background(), "stop")
+	}
 	p.removeDirs()
 	if err != nil {
 		return err
 	}
 	p.log.Info("postgres stopped", "port", p.port)
 	return nil
+}
+
+// Kill stops the server as a crash of its host would: SIGKILL to the
+// postmaster and every one of its processes, nothing flushed, no
+// shutdown checkpoint, clients cut off mid-statement. It returns once the
+// postmaster is gone and its port refuses connections. The data directory
+// stays (StartPostgres on it runs crash recovery); Stop still removes the
+// temporary directories.
+func (p *Postgres) Kill() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped || p.killed {
+		return errors.New("postgres: kill: not running")
+	}
+	pid, err := p.postmasterPID()
+	if err != nil {
+		return fmt.Errorf("postgres: kill: %w", err)
+	}
+	// Every server process is a child of the postmaster, each in a session
+	// of its own (so no process group holds them all). Stopped first, the
+	// postmaster forks no new child while they are killed: they die
+	// together, and no walsender outlives it to send a little more WAL.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("postgres: kill postmaster %d: %w", pid, err)
+	}
+	pids := append(children(pid), pid)
+	for _, c := range pids {
+		if err := syscall.Kill(c, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("postgres: kill server process %d: %w", c, err)
+		}
+	}
+	p.killed = true
+	deadline := time.Now().Add(30 * time.Second)
+	for slices.ContainsFunc(pids, alive) || p.accepts() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres: server processes %v still running 30s after SIGKILL", pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.log.Info("postgres killed", "port", p.port, "pid", pid)
+	return nil
+}
+
+// Promote ends recovery of a standby (pg_ctl promote -w): it returns once
+// the server accepts writes.
+func (p *Postgres) Promote(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped || p.killed {
+		return errors.New("postgres: promote: not running")
+	}
+	if err := p.pgctl(ctx, "promote"); err != nil {
+		return err
+	}
+	p.log.Info("postgres promoted", "port", p.port)
+	return nil
+}
+
+// postmasterPID reads the postmaster's pid from the first line of
+// postmaster.pid.
+func (p *Postgres) postmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("postmaster.pid: no pid in %q", line)
+	}
+	return pid, nil
+}
+
+// children returns the pids of the processes whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc") // unreadable: none found
+	var pids []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			pids = append(pids, child)
+		}
+	}
+	return pids
+}
+
+// accepts reports whether something accepts TCP connections on the port.
+func (p *Postgres) accepts() bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// alive reports whether process pid exists and is not a zombie: a killed
+// postmaster's parent is init, which may take its time to reap it.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil // no /proc: a zombie counts as alive
+	}
+	// pid (comm) state ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // prepareDirs settles where the cluster, its log and its socket live, and
@@ -310,8 +444,8 @@ func (p *Postgres) includeConfig() error {
 	return nil
 }
 
-// writeConfig writes the settings of the next start to configFile.
-func (p *Postgres) writeConfig(fast bool) error {
+// writeConfig writes the settings of the next start (or reload) to configFile.
+func (p *Postgres) writeConfig() error {
 	settings := []string{
 		"listen_addresses = '127.0.0.1'",
 		fmt.Sprintf("port = %d", p.port),
@@ -323,9 +457,10 @@ func (p *Postgres) writeConfig(fast bool) error {
 		// Parallel tests each open a pool and a replication connection.
 		"max_connections = 200",
 	}
-	if fast {
+	if p.fast {
 		settings = append(settings, "fsync = off", "full_page_writes = off")
 	}
+	settings = append(settings, p.settings...)
 	conf := "# Written by eventbus devstack before each start; edits are lost.\n" +
 		strings.Join(settings, "\n") + "\n"
 	path := filepath.Join(p.dataDir, configFile)
@@ -338,7 +473,8 @@ func (p *Postgres) writeConfig(fast bool) error {
 	return nil
 }
 
-// pgctl runs pg_ctl start, restart or stop and waits for it to finish.
+// pgctl runs pg_ctl start, restart, stop or promote and waits for it to
+// finish.
 func (p *Postgres) pgctl(ctx context.Context, action string) error {
 	args := []string{action, "-D", p.dataDir, "-w", "-t", "60"}
 	switch action {
@@ -346,7 +482,8 @@ func (p *Postgres) pgctl(ctx context.Context, action string) error {
 		// -l also keeps the server off pg_ctl's output, which we wait on.
 		args = append(args, "-l", p.logPath)
 	}
-	if action != "start" {
+	switch action {
+	case "restart", "stop":
 		args = append(args, "-m", "fast")
 	}
 	var logOffset int64
