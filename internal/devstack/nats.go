@@ -32,7 +32,8 @@ type NATSOptions struct {
 	// looked up in PATH) to run as a child process instead of the server
 	// go.mod embeds, for testing against other server versions. Its config
 	// file and log are written next to StoreDir (STOREDIR.nats-server.conf,
-	// .log), and it gets a monitoring port on 127.0.0.1 as well.
+	// .log), and it gets a monitoring port on 127.0.0.1 as well. SyncAlways
+	// needs nats-server 2.10 or newer (older ones refuse sync_interval).
 	Binary string
 	// Log receives a line per state change; nil discards. The server's own
 	// log is not forwarded (a Binary's is in its log file).
