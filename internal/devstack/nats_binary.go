@@ -299,7 +299,9 @@ func (n *NATS) binaryMetaView() (metaView, error) {
 		v.leader = true
 		v.peers = []string{n.Name()}
 		for _, r := range j.Meta.Replicas {
-			if !r.Offline {
+			if r.Offline {
+				v.offline = append(v.offline, r.Name)
+			} else {
 				v.peers = append(v.peers, r.Name)
 			}
 		}

@@ -154,7 +154,7 @@ func (c *NATSCluster) WaitReady(timeout time.Duration) error {
 // when it is.
 func (c *NATSCluster) metaState() string {
 	var leader *NATS
-	var peers []string
+	var peers, offline []string
 	for _, n := range c.nodes {
 		v, err := n.metaView()
 		switch {
@@ -165,14 +165,18 @@ func (c *NATSCluster) metaState() string {
 		case !v.current:
 			return "node " + n.Name() + " is not current with the meta leader"
 		case v.leader:
-			leader, peers = n, v.peers
+			leader, peers, offline = n, v.peers, v.offline
 		}
 	}
 	if leader == nil {
 		return "no meta leader"
 	}
 	if len(peers) != len(c.nodes) {
-		return fmt.Sprintf("meta leader %s sees %d online peers %v, want %d", leader.Name(), len(peers), peers, len(c.nodes))
+		state := fmt.Sprintf("meta leader %s sees %d online peers %v, want %d", leader.Name(), len(peers), peers, len(c.nodes))
+		if len(offline) > 0 {
+			state += fmt.Sprintf("; offline to it: %v", offline)
+		}
+		return state
 	}
 	return ""
 }
@@ -183,6 +187,7 @@ type metaView struct {
 	current bool     // with the meta leader
 	leader  bool     // is the meta leader
 	peers   []string // online peers, as the leader counts them
+	offline []string // the other peers, as the leader's /jsz lists them (binary only)
 }
 
 func (n *NATS) metaView() (metaView, error) {
