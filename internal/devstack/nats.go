@@ -28,19 +28,33 @@ type NATSOptions struct {
 	// loses nothing, a power loss or kernel crash can lose acknowledged
 	// writes.
 	SyncAlways bool
+	// Binary, when set, is a nats-server executable (a path, or a name
+	// looked up in PATH) to run as a child process instead of the server
+	// go.mod embeds, for testing against other server versions. Its config
+	// file and log are written next to StoreDir (STOREDIR.nats-server.conf,
+	// .log), and it gets a monitoring port on 127.0.0.1 as well. SyncAlways
+	// needs nats-server 2.10 or newer (older ones refuse sync_interval).
+	Binary string
 	// Log receives a line per state change; nil discards. The server's own
-	// log is not forwarded.
+	// log is not forwarded (a Binary's is in its log file).
 	Log *slog.Logger
 }
 
-// NATS is a NATS server with JetStream running inside this process. Its
-// methods are safe for concurrent use.
+// NATS is a NATS server with JetStream running inside this process, or as
+// a child process with NATSOptions.Binary. Its methods are safe for
+// concurrent use.
 type NATS struct {
 	opts server.Options // as first started, with the port actually bound
 	log  *slog.Logger
 
-	mu  sync.Mutex
-	srv *server.Server // nil while shut down
+	// With NATSOptions.Binary: the executable, its config file and log, and
+	// the monitoring port devstack reads the server's state from.
+	binary, confPath, logPath string
+	httpPort                  int
+
+	mu   sync.Mutex
+	srv  *server.Server // embedded: nil while shut down
+	proc *natsProcess   // binary: nil while shut down
 }
 
 // StartNATS starts an embedded NATS server with JetStream and returns once it
@@ -49,7 +63,7 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("nats: StoreDir is required")
 	}
-	return startNATS(opts.serverOptions(), opts.Log)
+	return startNATS(opts.serverOptions(), opts.Binary, opts.Log)
 }
 
 // serverOptions are the embedded server's options for o.
@@ -70,13 +84,22 @@ func (o NATSOptions) serverOptions() server.Options {
 	}
 }
 
-// startNATS starts a server with opts and records the client port it bound,
-// so that Restart comes back where clients expect it.
-func startNATS(opts server.Options, log *slog.Logger) (*NATS, error) {
+// startNATS starts a server with opts, embedded or (binary set) as a child
+// process, and records the client port it bound, so that Restart comes back
+// where clients expect it.
+func startNATS(opts server.Options, binary string, log *slog.Logger) (*NATS, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &NATS{opts: opts, log: log}
+	n := &NATS{opts: opts, log: log, binary: binary}
+	if binary != "" {
+		if err := startBinaryNATS(n); err != nil {
+			return nil, err
+		}
+		n.log.Info("nats started", "port", n.opts.Port, "store_dir", n.opts.StoreDir, "sync_always", n.opts.SyncAlways,
+			"binary", n.binary, "monitor_port", n.httpPort)
+		return n, nil
+	}
 	if err := n.start(); err != nil {
 		return nil, err
 	}
@@ -97,7 +120,9 @@ func (n *NATS) Port() int { return n.opts.Port }
 // name JetStream reports for stream leaders and replicas), empty otherwise.
 func (n *NATS) Name() string { return n.opts.ServerName }
 
-// running returns the server, nil while it is shut down.
+// running returns the embedded server, nil while it is shut down and always
+// in binary mode: callers read a child server's state with the binary*
+// methods instead.
 func (n *NATS) running() *server.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -105,10 +130,19 @@ func (n *NATS) running() *server.Server {
 }
 
 // Shutdown stops the server, disconnecting every client, and waits until it
-// has stopped. Calling it when the server is down is harmless.
+// has stopped. Calling it when the server is down is harmless. A child
+// server gets SIGTERM, and SIGKILL when it is still running 10 s later.
 func (n *NATS) Shutdown() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.proc != nil {
+		if n.proc.stop() {
+			n.log.Warn("nats killed: not stopped within the deadline after SIGTERM", "port", n.opts.Port, "timeout", binaryStopTimeout)
+		}
+		n.proc = nil
+		n.log.Info("nats shut down", "port", n.opts.Port)
+		return
+	}
 	if n.srv == nil {
 		return
 	}
@@ -134,6 +168,9 @@ func (n *NATS) Restart() error {
 
 // start runs the server with n.opts; the caller holds n.mu or owns n alone.
 func (n *NATS) start() error {
+	if n.binary != "" {
+		return n.startProcess()
+	}
 	opts := n.opts // the server keeps and modifies its options
 	srv, err := server.NewServer(&opts)
 	if err != nil {

@@ -24,6 +24,8 @@ type NATSClusterOptions struct {
 	Name string
 	// SyncAlways is NATSOptions.SyncAlways for every node.
 	SyncAlways bool
+	// Binary is NATSOptions.Binary for every node.
+	Binary string
 	// Log receives a line per state change, with the node's name; nil
 	// discards.
 	Log *slog.Logger
@@ -74,7 +76,7 @@ func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
 		for _, port := range ports {
 			so.Routes = append(so.Routes, &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
 		}
-		n, err := startNATS(so, opts.Log.With("node", name))
+		n, err := startNATS(so, opts.Binary, opts.Log.With("node", name))
 		if err != nil {
 			c.Shutdown()
 			return nil, fmt.Errorf("nats cluster: node %s: %w", name, err)
@@ -114,11 +116,20 @@ func (c *NATSCluster) Shutdown() {
 // no node does: before the stream exists, during an election.
 func (c *NATSCluster) StreamLeader(stream string) *NATS {
 	for _, n := range c.nodes {
-		if srv := n.running(); srv != nil && srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+		if n.leadsStream(stream) {
 			return n
 		}
 	}
 	return nil
+}
+
+// leadsStream reports whether n leads stream, as n itself sees it.
+func (n *NATS) leadsStream(stream string) bool {
+	if n.binary != "" {
+		return n.binaryLeadsStream(stream)
+	}
+	srv := n.running()
+	return srv != nil && srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream)
 }
 
 // WaitReady waits until the JetStream meta group has a leader that counts
@@ -142,26 +153,62 @@ func (c *NATSCluster) WaitReady(timeout time.Duration) error {
 // metaState describes what keeps the meta group from being ready; empty
 // when it is.
 func (c *NATSCluster) metaState() string {
-	var leader *server.Server
+	var leader *NATS
+	var peers, offline []string
 	for _, n := range c.nodes {
-		srv := n.running()
-		if srv == nil {
+		v, err := n.metaView()
+		switch {
+		case err != nil:
+			return "node " + n.Name() + ": " + err.Error()
+		case v.down:
 			return "node " + n.Name() + " is shut down"
-		}
-		if !srv.JetStreamIsCurrent() {
+		case !v.current:
 			return "node " + n.Name() + " is not current with the meta leader"
-		}
-		if srv.JetStreamIsLeader() {
-			leader = srv
+		case v.leader:
+			leader, peers, offline = n, v.peers, v.offline
 		}
 	}
 	if leader == nil {
 		return "no meta leader"
 	}
-	if peers := leader.JetStreamClusterPeers(); len(peers) != len(c.nodes) {
-		return fmt.Sprintf("meta leader %s sees %d online peers %v, want %d", leader.Name(), len(peers), peers, len(c.nodes))
+	if len(peers) != len(c.nodes) {
+		state := fmt.Sprintf("meta leader %s sees %d online peers %v, want %d", leader.Name(), len(peers), peers, len(c.nodes))
+		if len(offline) > 0 {
+			state += fmt.Sprintf("; offline to it: %v", offline)
+		}
+		return state
 	}
 	return ""
+}
+
+// metaView is one node's part in the JetStream meta group.
+type metaView struct {
+	down    bool
+	current bool     // with the meta leader
+	leader  bool     // is the meta leader
+	peers   []string // online peers, as the leader counts them
+	offline []string // the other peers, as the leader's /jsz lists them (binary only)
+}
+
+func (n *NATS) metaView() (metaView, error) {
+	if n.binary != "" {
+		n.mu.Lock()
+		down := n.proc == nil || n.proc.exited()
+		n.mu.Unlock()
+		if down {
+			return metaView{down: true}, nil
+		}
+		return n.binaryMetaView()
+	}
+	srv := n.running()
+	if srv == nil {
+		return metaView{down: true}, nil
+	}
+	v := metaView{current: srv.JetStreamIsCurrent(), leader: srv.JetStreamIsLeader()}
+	if v.leader {
+		v.peers = srv.JetStreamClusterPeers()
+	}
+	return v, nil
 }
 
 // freePorts returns n distinct TCP ports free on 127.0.0.1 a moment ago.

@@ -18,8 +18,13 @@
 //     of the PostgreSQL version to test on, instead of the machine's own;
 //     scripts/install-postgres.sh 14|15|16|17|18 installs one and prints it.
 //   - EVENTBUS_TEST_NATS_URL: NATSURL returns it instead of starting a server.
-//     Tests that shut NATS down and restart it use NATS, which always embeds
+//     Tests that shut NATS down and restart it use NATS, which always starts
 //     a server of its own.
+//   - EVENTBUS_TEST_NATS_SERVER: the path of a nats-server executable. NATS
+//     and NATSCluster (and so NATSURL, and the e2e tests' servers) then run
+//     it as a child process instead of embedding go.mod's server, to test
+//     against another server version; scripts/install-nats-server.sh VERSION
+//     builds one and prints its path. Unset, servers are embedded.
 package testenv
 
 import (
@@ -47,7 +52,13 @@ const (
 	DatabaseURLEnv = "EVENTBUS_TEST_DATABASE_URL"
 	PGBinDirEnv    = "EVENTBUS_TEST_PG_BINDIR"
 	NATSURLEnv     = "EVENTBUS_TEST_NATS_URL"
+	NATSServerEnv  = "EVENTBUS_TEST_NATS_SERVER"
 )
+
+// NATSServer returns EVENTBUS_TEST_NATS_SERVER: the nats-server executable
+// the tests' servers run (devstack.NATSOptions.Binary), empty to embed the
+// server. Tests that start servers with devstack directly pass it on.
+func NATSServer() string { return os.Getenv(NATSServerEnv) }
 
 // SeedSQL creates the seed's design (event_bus, its functions, triggers and
 // policies, with Supabase's auth.uid(), profiles and leads) in an empty
@@ -152,8 +163,9 @@ func NewPostgres(t testing.TB) *devstack.Postgres {
 	return pg
 }
 
-// NATS starts an embedded NATS server with JetStream for the test, storing in
-// a temp dir, and shuts it down when the test ends. It ignores
+// NATS starts a NATS server with JetStream for the test, storing in a temp
+// dir, and shuts it down when the test ends: embedded, or the binary of
+// EVENTBUS_TEST_NATS_SERVER as a child process. It ignores
 // EVENTBUS_TEST_NATS_URL: tests that call it may shut the server down and
 // restart it, which they cannot do to a server they do not own.
 //
@@ -164,7 +176,7 @@ func NewPostgres(t testing.TB) *devstack.Postgres {
 // of 6,000 events took several times as long to deliver).
 func NATS(t testing.TB) *devstack.NATS {
 	t.Helper()
-	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Log: Logger(t)})
+	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -172,13 +184,13 @@ func NATS(t testing.TB) *devstack.NATS {
 	return n
 }
 
-// NATSCluster starts a JetStream cluster of size embedded servers for the
-// test (devstack.StartNATSCluster), storing in a temp dir, and shuts every
-// node down when the test ends. Like NATS, it keeps the default sync
-// interval and ignores EVENTBUS_TEST_NATS_URL.
+// NATSCluster starts a JetStream cluster of size servers for the test
+// (devstack.StartNATSCluster), storing in a temp dir, and shuts every node
+// down when the test ends. Like NATS, it keeps the default sync interval,
+// runs EVENTBUS_TEST_NATS_SERVER when set and ignores EVENTBUS_TEST_NATS_URL.
 func NATSCluster(t testing.TB, size int) *devstack.NATSCluster {
 	t.Helper()
-	c, err := devstack.StartNATSCluster(size, devstack.NATSClusterOptions{StoreDir: t.TempDir(), Log: Logger(t)})
+	c, err := devstack.StartNATSCluster(size, devstack.NATSClusterOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
