@@ -28,7 +28,7 @@ test-pg-matrix: ## run the PostgreSQL-facing tests on PostgreSQL 14, 16, 17 and 
 	scripts/test-pg-matrix.sh $(VERSIONS)
 
 .PHONY: test-nats-matrix
-test-nats-matrix: ## run the e2e delivery and broker fault tests against NATS 2.10, 2.11 and 2.12 (each built once into ~/.cache/eventbus); prints each version's time
+test-nats-matrix: ## run the e2e delivery and broker fault tests against NATS 2.10, 2.11 and 2.12 (each built once into the cache of scripts/install-nats-server.sh); prints each version's time
 	GO=$(GO) scripts/test-nats-matrix.sh
 
 .PHONY: bench

@@ -6,7 +6,8 @@
 #	bin=$(scripts/install-nats-server.sh 2.10.27)
 #	EVENTBUS_TEST_NATS_SERVER=$bin go test ./e2e
 #
-# The cache is ${EVENTBUS_CACHE:-$HOME/.cache/eventbus}/nats-server/VERSION/.
+# The cache is $EVENTBUS_CACHE, else /var/cache/eventbus as root, else
+# ~/.cache/eventbus (as scripts/install-postgres.sh), + nats-server/VERSION/.
 # Progress and build errors go to stderr.
 set -eu
 
@@ -22,7 +23,13 @@ case $version in
 	;;
 esac
 
-cache=${EVENTBUS_CACHE:-${HOME:?HOME or EVENTBUS_CACHE must be set}/.cache/eventbus}
+if [ -n "${EVENTBUS_CACHE:-}" ]; then
+	cache=$EVENTBUS_CACHE
+elif [ "$(id -u)" -eq 0 ]; then
+	cache=/var/cache/eventbus
+else
+	cache=${XDG_CACHE_HOME:-${HOME:?HOME or EVENTBUS_CACHE must be set}/.cache}/eventbus
+fi
 dir=$cache/nats-server/$version
 bin=$dir/nats-server
 if [ -x "$bin" ]; then

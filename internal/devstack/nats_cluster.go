@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,12 +84,61 @@ func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
 		}
 		c.nodes = append(c.nodes, n)
 	}
-	if err := c.WaitReady(clusterReadyTimeout); err != nil {
+	if err := c.waitFormed(opts.Binary != "", opts.Log); err != nil {
 		c.Shutdown()
 		return nil, err
 	}
 	opts.Log.Info("nats cluster ready", "cluster", opts.Name, "urls", c.URL())
 	return c, nil
+}
+
+// waitFormed waits for the new cluster's meta group. A nats-server 2.10
+// binary sometimes forms it without one node, which its leader then never
+// counts as online although that node runs and is healthy (seen in about 1
+// of 10 cluster starts of the test matrix under load, never on 2.11 or newer
+// nor embedded): restarting the missing nodes, once, lets them join.
+func (c *NATSCluster) waitFormed(binary bool, log *slog.Logger) error {
+	if !binary {
+		return c.WaitReady(clusterReadyTimeout)
+	}
+	const firstTry = 20 * time.Second
+	err := c.WaitReady(firstTry)
+	if err == nil {
+		return nil
+	}
+	missing := c.missingPeers()
+	if len(missing) == 0 {
+		return c.WaitReady(clusterReadyTimeout - firstTry)
+	}
+	for _, n := range missing {
+		log.Warn("nats cluster: restarting a node the meta leader does not count", "node", n.Name(), "state", err.Error())
+		if err := n.Restart(); err != nil {
+			return fmt.Errorf("nats cluster: restart node %s: %w", n.Name(), err)
+		}
+	}
+	return c.WaitReady(clusterReadyTimeout - firstTry)
+}
+
+// missingPeers returns the running nodes the meta leader does not count as
+// online peers; nil without a leader.
+func (c *NATSCluster) missingPeers() []*NATS {
+	var online []string
+	found := false
+	for _, n := range c.nodes {
+		if v, err := n.metaView(); err == nil && v.leader {
+			online, found = v.peers, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	var missing []*NATS
+	for _, n := range c.nodes {
+		if !slices.Contains(online, n.Name()) {
+			missing = append(missing, n)
+		}
+	}
+	return missing
 }
 
 // Nodes returns the cluster's servers, in the order of their names.
