@@ -3,7 +3,7 @@ package cdc
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/eventbus/eventbus/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -82,14 +82,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ensureSlot(ctx); err != nil {
-		s.conn.Close(context.Background())
-		return nil, err
-	}
+	// Before the slot: the snapshot CREATE_REPLICATION_SLOT exports lives
+	// only until the connection's next command, and the backfill imports it
+	// later (after IDENTIFY_SYSTEM it was "invalid snapshot identifier").
 	sys, err := pglogrepl.IdentifySystem(ctx, s.conn)
 	if err != nil {
 		s.conn.Close(context.Background())
 		return nil, fmt.Errorf("identify system: %w", err)
+	}
+	if err := s.ensureSlot(ctx); err != nil {
+		s.conn.Close(context.Background())
+		return nil, err
 	}
 	s.slot.Timeline = sys.Timeline
 	s.confirmed.Store(uint64(s.slot.ConfirmedLSN))
