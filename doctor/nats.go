@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,27 @@ func (o Options) checkNATS(ctx context.Context) []Result {
 	if _, err := o.JS.AccountInfo(ctx); err != nil {
 		return one(fail(name, fix, "NATS at %s answers, but JetStream does not: %v", o.NATSURL, err))
 	}
-	return one(ok(name, "JetStream at %s (server %s)", o.NATSURL, o.JS.Conn().ConnectedServerVersion()))
+	version := o.JS.Conn().ConnectedServerVersion()
+	if !natsAtLeast(version, 2, 10) {
+		return one(warn(name, "upgrade the NATS server to 2.10 or newer",
+			"JetStream at %s (server %s): older than 2.10, the oldest release the relay is tested on", o.NATSURL, version))
+	}
+	return one(ok(name, "JetStream at %s (server %s)", o.NATSURL, version))
+}
+
+// natsAtLeast reports whether a server version ("2.10.27", "2.11.0-RC.1")
+// is major.minor or newer; an unreadable version is not.
+func natsAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 func (o Options) checkStream(ctx context.Context) []Result {
