@@ -121,6 +121,10 @@ func connectReplication(ctx context.Context, dsn string, opts Options) (*Stream,
 	return &Stream{opts: opts, conn: conn, log: opts.Log}, nil
 }
 
+// ServerVersion is the server's version as it reported it at connection
+// (server_version, e.g. "17.10").
+func (s *Stream) ServerVersion() string { return s.conn.ParameterStatus("server_version") }
+
 // Slot returns what Open found or created.
 func (s *Stream) Slot() Slot { return s.slot }
 

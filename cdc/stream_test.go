@@ -26,6 +26,7 @@ func TestOpenNewSlotExportsAnImportableSnapshot(t *testing.T) {
 		assert.True(t, got.Created, "attempt %d", i)
 		assert.NotEmpty(t, got.SnapshotName)
 		assert.Equal(t, int32(1), got.Timeline, "a server never promoted is on timeline 1")
+		assert.Regexp(t, `^\d+(\.\d+)?`, s.ServerVersion())
 
 		conn, err := pgx.Connect(ctx, dsn)
 		require.NoError(t, err)

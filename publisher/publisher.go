@@ -86,8 +86,12 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
-		nats.ConnectHandler(func(c *nats.Conn) { log.Info("nats connected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted(), "server_version", c.ConnectedServerVersion())
+		}),
+		nats.ConnectHandler(func(c *nats.Conn) {
+			log.Info("nats connected", "url", c.ConnectedUrlRedacted(), "server_version", c.ConnectedServerVersion())
+		}),
 		// Asynchronous errors: an authorization violation on a reconnect,
 		// a permission denied on publish.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }),

@@ -54,7 +54,7 @@ func (r *Relay) session(ctx context.Context) error {
 		return err
 	}
 	r.streaming.Store(true)
-	r.log.Info("streaming", "slot", slot.Name, "from", slot.ConfirmedLSN.String())
+	r.log.Info("streaming", "slot", slot.Name, "from", slot.ConfirmedLSN.String(), "server_version", stream.ServerVersion())
 	return r.pipeline(ctx, stream, backfill, catchUpUntil)
 }
 
