@@ -417,20 +417,10 @@ func (e *env) waitSlotActive(active bool) {
 	})
 }
 
-// eventually polls cond every 50ms until it holds or timeout passes.
+// eventually polls cond until it holds or timeout passes (testenv.Eventually).
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %s", timeout, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, timeout, cond)
 }
 
 // message is one message read back from the stream.

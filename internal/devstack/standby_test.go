@@ -44,7 +44,7 @@ func TestStandbyPromotedAfterKillHasTheFailoverSlot(t *testing.T) {
 	var inRecovery bool
 	require.NoError(t, s.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery))
 	require.True(t, inRecovery)
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		var n int
 		var synced bool
 		err := s.QueryRow(ctx, `SELECT (SELECT count(*) FROM t),
@@ -71,19 +71,4 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
