@@ -23,13 +23,7 @@ case $version in
 	;;
 esac
 
-if [ -n "${EVENTBUS_CACHE:-}" ]; then
-	cache=$EVENTBUS_CACHE
-elif [ "$(id -u)" -eq 0 ]; then
-	cache=/var/cache/eventbus
-else
-	cache=${XDG_CACHE_HOME:-${HOME:?HOME or EVENTBUS_CACHE must be set}/.cache}/eventbus
-fi
+. "$(dirname "$0")/cache-dir.sh"
 dir=$cache/nats-server/$version
 bin=$dir/nats-server
 if [ -x "$bin" ]; then

@@ -43,13 +43,7 @@ for tool in npm node tar; do
 	}
 done
 
-if [ -n "${EVENTBUS_CACHE:-}" ]; then
-	cache=$EVENTBUS_CACHE
-elif [ "$(id -u)" -eq 0 ]; then
-	cache=/var/cache/eventbus
-else
-	cache=${XDG_CACHE_HOME:-$HOME/.cache}/eventbus
-fi
+. "$(dirname "$0")/cache-dir.sh"
 dest=$cache/postgres/$version
 bindir=$dest/native/bin
 
