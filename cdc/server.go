@@ -32,26 +32,13 @@ func InspectServer(ctx context.Context, db Querier) (ServerLimits, error) {
 	return l, nil
 }
 
-// FailoverState is what a failover (PostgreSQL 17) depends on, read on the
-// primary.
-type FailoverState struct {
-	// SlotExists and SlotFailover: the slot exists and is a failover slot.
-	SlotExists, SlotFailover bool
-	// SynchronizedStandbySlots is the primary's setting: the physical slots
-	// of the standbys a logical walsender waits for.
-	SynchronizedStandbySlots string
-}
-
-// InspectFailover reads the slot's failover property and the server's
-// synchronized_standby_slots; PostgreSQL 17 or newer.
-func InspectFailover(ctx context.Context, db Querier, slot string) (FailoverState, error) {
-	var f FailoverState
-	err := db.QueryRow(ctx, `SELECT current_setting('synchronized_standby_slots'),
-		coalesce((SELECT true FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), false),
-		coalesce((SELECT failover FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), false)`, slot).
-		Scan(&f.SynchronizedStandbySlots, &f.SlotExists, &f.SlotFailover)
-	if err != nil {
-		return f, fmt.Errorf("read failover settings: %w", err)
+// SynchronizedStandbySlots reads the primary's synchronized_standby_slots
+// (PostgreSQL 17 or newer): the physical slots of the standbys a logical
+// walsender waits for. The slot's own failover property is in SlotInfo.
+func SynchronizedStandbySlots(ctx context.Context, db Querier) (string, error) {
+	var slots string
+	if err := db.QueryRow(ctx, `SELECT current_setting('synchronized_standby_slots')`).Scan(&slots); err != nil {
+		return "", fmt.Errorf("read synchronized_standby_slots: %w", err)
 	}
-	return f, nil
+	return slots, nil
 }

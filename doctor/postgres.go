@@ -200,20 +200,24 @@ func (o Options) checkFailover(ctx context.Context) []Result {
 		return one(fail(name, "upgrade to PostgreSQL 17, or unset EVENTBUS_SLOT_FAILOVER",
 			"EVENTBUS_SLOT_FAILOVER=true needs PostgreSQL 17 or newer (this server: %d): the relay refuses to start", v))
 	}
-	f, err := cdc.InspectFailover(ctx, o.DB, o.Slot)
+	slot, err := cdc.InspectSlot(ctx, o.DB, o.Slot)
+	var standbys string
+	if err == nil {
+		standbys, err = cdc.SynchronizedStandbySlots(ctx, o.DB)
+	}
 	switch {
 	case err != nil:
 		return one(fail(name, "EVENTBUS_SLOT_FAILOVER needs PostgreSQL 17 or newer", "%v", err))
-	case !f.SlotExists:
+	case !slot.Exists:
 		return one(warn(name, "start the relay: eventbus run creates it as a failover slot", "%s does not exist", o.Slot))
-	case !f.SlotFailover:
+	case slot.Failover == nil || !*slot.Failover:
 		return one(warn(name, "eventbus slot reset with EVENTBUS_SLOT_FAILOVER=true (rows still pending are published by the next run)",
 			"%s is not a failover slot: standbys do not synchronize it, and a promoted one lacks it", o.Slot))
-	case f.SynchronizedStandbySlots == "":
+	case standbys == "":
 		return one(warn(name, "on the primary, list the standbys' physical slots: synchronized_standby_slots = '<slot>[, …]'",
 			"synchronized_standby_slots is empty: the relay may publish events a standby has not received, which its promotion loses"))
 	}
-	return one(ok(name, "%s is a failover slot; the relay waits for synchronized_standby_slots = %s", o.Slot, f.SynchronizedStandbySlots))
+	return one(ok(name, "%s is a failover slot; the relay waits for synchronized_standby_slots = %s", o.Slot, standbys))
 }
 
 func (o Options) checkLeadTriggers(ctx context.Context) []Result {
