@@ -43,6 +43,8 @@ type Filter struct {
 	// Before keeps the events before it in newest-first order,
 	// (created_at, id) < (Before.CreatedAt, Before.ID): a keyset cursor,
 	// which the index on created_at serves without reading skipped rows.
+	// A zero Before.CreatedAt is a row whose created_at is NULL, which
+	// newest-first order lists before every dated row.
 	Before *Position
 
 	// NewestFirst orders by created_at, then id, descending; otherwise
@@ -91,7 +93,14 @@ func (f Filter) where() (string, []any) {
 	if f.OrganizationID != "" {
 		add("organization_id = $%d::uuid", f.OrganizationID)
 	}
-	if f.Before != nil {
+	switch {
+	case f.Before == nil:
+	case f.Before.CreatedAt.IsZero():
+		// Newest first puts NULL created_at first (DESC is NULLS FIRST):
+		// after a NULL row come the NULL rows of smaller id, then every
+		// dated row. A row comparison with NULL is NULL, hence the two arms.
+		add("(created_at IS NULL AND id < $%d::uuid OR created_at IS NOT NULL)", f.Before.ID)
+	default:
 		args = append(args, f.Before.CreatedAt, f.Before.ID)
 		conds = append(conds, fmt.Sprintf("(created_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
 	}

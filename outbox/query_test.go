@@ -154,3 +154,40 @@ func TestGetEventReadsTheDeliveryColumns(t *testing.T) {
 	_, err = GetEvent(t.Context(), pool, "00000000-0000-4000-8000-000000000000")
 	assert.ErrorIs(t, err, ErrNotFound)
 }
+
+// The seed's created_at is nullable. Newest first lists such rows before the
+// dated ones, and a page that ends on one still leads to the next page: the
+// cursor of a NULL row once stopped paging there, hiding every older row.
+func TestListEventsPagesThroughNullCreatedAt(t *testing.T) {
+	t.Parallel()
+	_, pool := newStore(t)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := range 4 {
+		insertEvent(t, pool, orgA, event.StatusProcessed, "lead.created", "lead", base.Add(time.Duration(i)*time.Second))
+	}
+	for range 3 {
+		id := insertEvent(t, pool, orgA, event.StatusProcessed, "lead.created", "lead", base)
+		_, err := pool.Exec(t.Context(), `UPDATE public.event_bus SET created_at = NULL WHERE id = $1`, id)
+		require.NoError(t, err)
+	}
+	want := listIDs(t, pool, Filter{NewestFirst: true})
+	require.Len(t, want, 7)
+
+	for _, size := range []int{1, 2, 3} {
+		var got []string
+		f := Filter{NewestFirst: true, Limit: size}
+		for page := 0; page < 10; page++ {
+			events, err := ListEvents(t.Context(), pool, f)
+			require.NoError(t, err)
+			for _, e := range events {
+				got = append(got, e.ID)
+			}
+			if len(events) < size {
+				break
+			}
+			last := events[len(events)-1]
+			f.Before = &Position{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		assert.Equal(t, want, got, "pages of %d", size)
+	}
+}
