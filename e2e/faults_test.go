@@ -217,3 +217,31 @@ func TestRelayKilledDuringNATSOutageLosesNothing(t *testing.T) {
 	e.startRelay()
 	e.requireDeliveredOnce(ids, 2*time.Minute)
 }
+
+// A session that fails on the database (a restart, a failover) must not
+// publish again what the broker already acknowledged: the PubAcks that had
+// arrived but were still queued for the acker when the session failed used
+// to be dropped, and the next session's catch-up published those events
+// again. Within the duplicate window the stream dropped the copies; an
+// outage longer than the window (here 100 ms, the server's minimum) stored
+// them twice.
+func TestPostgresRestartOutlastingTheDuplicateWindowStoresNoCopies(t *testing.T) {
+	t.Parallel()
+	pg := testenv.NewPostgres(t)
+	e := setup(t, withPostgres(pg), withEnv("EVENTBUS_DUPLICATE_WINDOW=100ms"))
+	ctx := t.Context()
+	relay := e.startRelay()
+	warm := e.warmUp()
+
+	const writers, perWriter = 4, 1500
+	w := e.startWriters(ctx, writers, perWriter)
+	for range 3 {
+		w.waitWritten(int(w.written.Load()) + 400)
+		require.NoError(t, pg.Restart(ctx))
+		e.db.Reset()
+	}
+	require.Less(t, w.written.Load(), int64(writers*perWriter), "events are written after the restarts too")
+	ids := append(w.wait(), warm)
+	e.requireDeliveredOnce(ids, 2*time.Minute)
+	relay.requireRunning()
+}

@@ -260,6 +260,13 @@ func (a Ack) wait(ctx context.Context, tick <-chan time.Time) (*jetstream.PubAck
 	if a.err != nil {
 		return nil, false, a.err
 	}
+	select { // an outcome already there wins over a ctx already ended
+	case ack := <-a.future.Ok():
+		return ack, false, nil
+	case err := <-a.future.Err():
+		return nil, false, classify(err)
+	default:
+	}
 	select {
 	case ack := <-a.future.Ok():
 		return ack, false, nil

@@ -154,7 +154,23 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 		deadline = nil
 	}
 	defer flush()
+	acked := func(f inflight) {
+		a.settle(f)
+		a.m.Acked(f.sent, f.committed, time.Now())
+		batch = append(batch, f)
+		if len(batch) == 1 {
+			timer.Reset(a.flushInterval)
+			deadline = timer.C
+		}
+		if len(batch) >= maxStatusBatch {
+			flush()
+		}
+	}
 	q := &ackQueue{acks: acks}
+	// waiting is the event whose PubAck collect waits for, nil once that
+	// ack is used up (it failed, or the event is settled).
+	var waiting *inflight
+	defer func() { a.harvest(ctx, waiting, q, acked) }()
 	retry := newBackoff(100*time.Millisecond, 5*time.Second)
 	resent := false // the queue was sent again since the last PubAck
 	for {
@@ -163,13 +179,18 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			flush()
 			continue
 		}
-		if !open || ctx.Err() != nil {
+		if !open {
+			return nil
+		}
+		if ctx.Err() != nil {
+			q.queued = append([]inflight{f}, q.queued...)
 			return nil
 		}
 		if f.settled {
 			a.tr.done(f.txn)
 			continue
 		}
+		waiting = &f
 	wait:
 		for {
 			ticked, err := f.ack.WaitOrTick(ctx, deadline)
@@ -178,21 +199,16 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				flush()
 				continue
 			case err == nil:
-				a.settle(f)
-				a.m.Acked(f.sent, f.committed, time.Now())
+				waiting = nil
+				acked(f)
 				retry.reset()
 				resent = false
-				batch = append(batch, f)
-				if len(batch) == 1 {
-					timer.Reset(a.flushInterval)
-					deadline = timer.C
-				}
-				if len(batch) >= maxStatusBatch {
-					flush()
-				}
 				break wait
 			case ctx.Err() != nil:
 				return nil
+			}
+			waiting = nil // the ack is used up; a.send gives f a new one
+			switch {
 			case errors.Is(err, publisher.ErrRejected):
 				flush() // what was acked before it is marked first
 				failed, rerr := a.failures.record(ctx, f.ev, f.xid, err)
@@ -208,6 +224,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 					return nil
 				}
 				a.send(&f)
+				waiting = &f
 			case errors.Is(err, jetstream.ErrNoStreamResponse):
 				return fmt.Errorf("publish event %s: %w", f.ev.ID, err)
 			default:
@@ -236,6 +253,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 					}
 				}
 				a.send(&f)
+				waiting = &f
 				if resent {
 					continue // those copies are on their way
 				}
@@ -248,6 +266,55 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				}
 			}
 		}
+	}
+}
+
+// harvestGrace bounds how long a failed session's acker still waits for the
+// PubAcks of events it had published.
+const harvestGrace = 5 * time.Second
+
+// errDrainTimedOut is the cause with which a graceful stop ends the acker
+// once ShutdownTimeout has passed: harvest waits no longer then.
+var errDrainTimedOut = errors.New("shutdown timeout")
+
+// harvest is collect's last step; it matters when the session ends early (a
+// stage failed: the database went away, say): the events still waiting for their
+// PubAcks — the one collect was waiting for, those queued to be sent again,
+// those in the channel — may be acked already, or within harvestGrace.
+// Each that is goes to acked, to be marked like any other (or, when the
+// database is what failed, kept for the next session), so the catch-up
+// after the failure publishes again only what the broker never acknowledged:
+// an outage longer than the stream's duplicate window would store copies.
+func (a *acker) harvest(ctx context.Context, waiting *inflight, q *ackQueue, acked func(inflight)) {
+	grace := harvestGrace
+	if errors.Is(context.Cause(ctx), errDrainTimedOut) {
+		grace = 0 // a stop that waited ShutdownTimeout already
+	}
+	waitCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if ctx.Err() != nil {
+		// Another stage ended the session: the dispatcher is stopping too,
+		// and closes the channel once its last publish is handed over.
+		q.drainUntilClosed(waitCtx)
+	} else {
+		q.drain() // collect itself failed: the dispatcher still runs
+	}
+	left := q.queued
+	if waiting != nil {
+		left = append([]inflight{*waiting}, left...)
+	}
+	n := 0
+	for _, f := range left {
+		if f.settled {
+			continue
+		}
+		if err := f.ack.Wait(waitCtx); err == nil {
+			acked(f)
+			n++
+		}
+	}
+	if len(left) > 0 {
+		a.log.Debug("session ended: acked events marked before the next session", "acked", n, "unacked", len(left)-n)
 	}
 }
 
@@ -293,6 +360,23 @@ func (q *ackQueue) next(ctx context.Context, tick <-chan time.Time) (f inflight,
 		return f, true, true
 	case <-ctx.Done():
 		return f, false, false
+	}
+}
+
+// drainUntilClosed moves the events of the channel to the queue until it
+// is closed or ctx ends.
+func (q *ackQueue) drainUntilClosed(ctx context.Context) {
+	for !q.closed {
+		select {
+		case f, open := <-q.acks:
+			if !open {
+				q.closed = true
+				return
+			}
+			q.queued = append(q.queued, f)
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

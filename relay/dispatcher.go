@@ -282,10 +282,20 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 				ack = publisher.FailedAck(err)
 			}
 			// The message is on its way: hand its ack to the acker even when
-			// stopping, so a graceful stop marks everything it published. Only
-			// an acker that has quit (session failed) is not waited for.
+			// stopping, so a graceful stop marks everything it published.
+			// There is room (the window slot taken above is one of acks'),
+			// and a failed session's acker still harvests the channel, so
+			// the send comes first; only an acker that has quit for good is
+			// not waited for.
+			f := inflight{ev: e, txn: x, ack: ack, sent: sent, committed: committed, xid: xid}
 			select {
-			case d.acks <- inflight{ev: e, txn: x, ack: ack, sent: sent, committed: committed, xid: xid}:
+			case d.acks <- f:
+				d.m.Sent()
+				return nil
+			default:
+			}
+			select {
+			case d.acks <- f:
 				d.m.Sent()
 				return nil
 			case <-d.ackerDone:

@@ -141,8 +141,8 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	defer stopRead()
 	// The acker outlives ctx on a graceful stop: it drains what was
 	// published (bounded by ShutdownTimeout below).
-	ackCtx, stopAck := context.WithCancel(context.Background())
-	defer stopAck()
+	ackCtx, stopAck := context.WithCancelCause(context.Background())
+	defer stopAck(nil)
 
 	failures := &failures{store: r.store, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
 	window := make(chan struct{}, r.opts.PublishWindow)
@@ -161,7 +161,7 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 		}
 		errOnce.Do(func() { firstErr = err })
 		stopRead()
-		stopAck()
+		stopAck(err)
 	}
 	wg.Go(func() { fail(stream.Run(readCtx, changes)) })
 	wg.Go(func() {
@@ -179,7 +179,7 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 			select {
 			case <-time.After(r.opts.ShutdownTimeout):
 				r.log.Warn("shutdown timeout: leaving unacked events to the next run")
-				stopAck()
+				stopAck(errDrainTimedOut)
 			case <-stopped:
 			}
 		case <-stopped:
