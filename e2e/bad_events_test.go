@@ -99,3 +99,36 @@ func TestBadEventHonoursMaxRetries(t *testing.T) {
 	require.Len(t, msgs, 1)
 	assert.Equal(t, good, msgs[0].Body.ID)
 }
+
+// SIGTERM while the relay backs off between attempts of a rejected event is
+// a graceful stop like any other: exit 0, what was published is marked, the
+// rejected event keeps its count (not failed early), and the next run
+// resumes the attempts (before: the stop during the backoff ended the
+// session as a failure and skipped the drain).
+func TestSIGTERMDuringARejectionBackoffDrains(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withEnv("EVENTBUS_MAX_RETRIES=8"))
+	ctx := t.Context()
+	relay := e.startRelay()
+
+	before := e.publish(ctx, "order.placed", "o-1", `{"n":1}`)
+	bad := e.insertDirect(ctx, "bad type", "o-2", `{"n":2}`, "pending")
+	after := e.publish(ctx, "order.placed", "o-3", `{"n":3}`)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		r := e.eventRow(ctx, bad)
+		return r.RetryCount >= 3, fmt.Sprintf("rejected event: %d attempts", r.RetryCount)
+	})
+	require.Zero(t, relay.stop(), "exit code of SIGTERM during the backoff")
+	out := relay.out.String()
+	assert.NotContains(t, out, "relay session ended", "the stop is not a session failure")
+	assert.Contains(t, out, `msg=stopped`, "the session drained and stopped")
+	assert.Equal(t, "processed", e.eventRow(ctx, before).Status, "the event before the rejected one")
+	r := e.eventRow(ctx, bad)
+	assert.Equal(t, "pending", r.Status, "the rejected event is not failed by a stop")
+	assert.Less(t, r.RetryCount, 8)
+
+	e.startRelay()
+	e.waitStatuses(map[string]int{"processed": 2, "failed": 1}, 90*time.Second)
+	e.requireFailed(ctx, bad, 8, "subject")
+	assert.Equal(t, "processed", e.eventRow(ctx, after).Status, "the event behind the rejected one")
+}
