@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -388,4 +389,31 @@ func TestRelayNeverRunsFunctionsPlantedInPublic(t *testing.T) {
 	require.NoError(t, e.db.QueryRow(ctx, `SELECT count(*) FROM public.loot`).Scan(&ran))
 	assert.Zero(t, ran, "the planted function ran as the relay's role")
 	require.Equal(t, 0, p.stop())
+}
+
+// A redrive message may name many ids (written by hand, or by another tool):
+// the relay loads them a chunk at a time and hands back every pending one,
+// across chunk boundaries, each once.
+func TestRedriveMessageOfManyIds(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	e.startRelay()
+	e.waitSlotActive(true)
+
+	const n = 2500 // the relay loads 1,000 at a time
+	rows, err := e.db.Query(ctx, `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, status)
+		SELECT 'many.redriven', 'test', g::text, 'processed' FROM generate_series(1, $1::int) g
+		ORDER BY g RETURNING id::text`, n)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, ids, n)
+	_, err = e.db.Exec(ctx, `UPDATE public.event_bus SET status = 'pending' WHERE event_type = 'many.redriven'`)
+	require.NoError(t, err)
+	_, err = e.db.Exec(ctx, `SELECT pg_logical_emit_message(true, 'eventbus.redrive', array_to_string($1::text[], ','))`, ids)
+	require.NoError(t, err)
+
+	e.waitStatuses(map[string]int{"processed": n}, 2*time.Minute)
+	e.assertStreamHoldsOnce(ids)
 }
