@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
@@ -209,47 +208,6 @@ func (p *Postgres) Stop() error {
 	return nil
 }
 
-// Kill stops the server as a crash of its host would: SIGKILL to the
-// postmaster and every one of its processes, nothing flushed, no
-// shutdown checkpoint, clients cut off mid-statement. It returns once the
-// postmaster is gone and its port refuses connections. The data directory
-// stays (StartPostgres on it runs crash recovery); Stop still removes the
-// temporary directories.
-func (p *Postgres) Kill() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped || p.killed {
-		return errors.New("postgres: kill: not running")
-	}
-	pid, err := p.postmasterPID()
-	if err != nil {
-		return fmt.Errorf("postgres: kill: %w", err)
-	}
-	// Every server process is a child of the postmaster, each in a session
-	// of its own (so no process group holds them all). Stopped first, the
-	// postmaster forks no new child while they are killed: they die
-	// together, and no walsender outlives it to send a little more WAL.
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("postgres: kill postmaster %d: %w", pid, err)
-	}
-	pids := append(children(pid), pid)
-	for _, c := range pids {
-		if err := syscall.Kill(c, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("postgres: kill server process %d: %w", c, err)
-		}
-	}
-	p.killed = true
-	deadline := time.Now().Add(30 * time.Second)
-	for slices.ContainsFunc(pids, alive) || p.accepts() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres: server processes %v still running 30s after SIGKILL", pids)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	p.log.Info("postgres killed", "port", p.port, "pid", pid)
-	return nil
-}
-
 // Promote ends recovery of a standby (pg_ctl promote -w): it returns once
 // the server accepts writes.
 func (p *Postgres) Promote(ctx context.Context) error {
@@ -263,70 +221,6 @@ func (p *Postgres) Promote(ctx context.Context) error {
 	}
 	p.log.Info("postgres promoted", "port", p.port)
 	return nil
-}
-
-// postmasterPID reads the postmaster's pid from the first line of
-// postmaster.pid.
-func (p *Postgres) postmasterPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("postmaster.pid: no pid in %q", line)
-	}
-	return pid, nil
-}
-
-// children returns the pids of the processes whose parent is pid.
-func children(pid int) []int {
-	entries, _ := os.ReadDir("/proc") // unreadable: none found
-	var pids []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			pids = append(pids, child)
-		}
-	}
-	return pids
-}
-
-// accepts reports whether something accepts TCP connections on the port.
-func (p *Postgres) accepts() bool {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
-	if err != nil {
-		return false
-	}
-	_ = c.Close()
-	return true
-}
-
-// alive reports whether process pid exists and is not a zombie: a killed
-// postmaster's parent is init, which may take its time to reap it.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil // no /proc: a zombie counts as alive
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // prepareDirs settles where the cluster, its log and its socket live, and
@@ -416,63 +310,6 @@ func (p *Postgres) initdb(ctx context.Context, fast bool) error {
 	return nil
 }
 
-// configFile holds the settings devstack owns; postgresql.conf includes it.
-const configFile = "devstack.conf"
-
-// includeConfig makes postgresql.conf include configFile, once.
-func (p *Postgres) includeConfig() error {
-	path := filepath.Join(p.dataDir, "postgresql.conf")
-	conf, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("postgres: read config: %w", err)
-	}
-	include := fmt.Sprintf("include_if_exists = '%s'", configFile)
-	if bytes.Contains(conf, []byte(include)) {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	_, err = fmt.Fprintf(f, "\n# Settings managed by eventbus devstack, rewritten before each start.\n%s\n", include)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	return nil
-}
-
-// writeConfig writes the settings of the next start (or reload) to configFile.
-func (p *Postgres) writeConfig() error {
-	settings := []string{
-		"listen_addresses = '127.0.0.1'",
-		fmt.Sprintf("port = %d", p.port),
-		"unix_socket_directories = " + quote(p.sockDir),
-		// Logical replication, with room for the slots of many parallel tests.
-		"wal_level = logical",
-		"max_replication_slots = 64",
-		"max_wal_senders = 64",
-		// Parallel tests each open a pool and a replication connection.
-		"max_connections = 200",
-	}
-	if p.fast {
-		settings = append(settings, "fsync = off", "full_page_writes = off")
-	}
-	settings = append(settings, p.settings...)
-	conf := "# Written by eventbus devstack before each start; edits are lost.\n" +
-		strings.Join(settings, "\n") + "\n"
-	path := filepath.Join(p.dataDir, configFile)
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	if err := p.run.chown(path); err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	return nil
-}
-
 // pgctl runs pg_ctl start, restart, stop or promote and waits for it to
 // finish.
 func (p *Postgres) pgctl(ctx context.Context, action string) error {
@@ -525,11 +362,6 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	return port, nil
-}
-
-// quote makes s a single-quoted postgresql.conf value.
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // readFrom returns the content of path from offset on; nil when unreadable.
