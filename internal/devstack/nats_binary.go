@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
 // A NATS whose NATSOptions.Binary is set runs that nats-server executable
@@ -125,10 +127,7 @@ func binaryConfig(o server.Options, httpPort int) string {
 // startProcess runs the server with n's config file and waits until it is
 // ready; the caller holds n.mu or owns n alone.
 func (n *NATS) startProcess() error {
-	var logOffset int64
-	if fi, err := os.Stat(n.logPath); err == nil {
-		logOffset = fi.Size()
-	}
+	logOffset := serverlog.End(n.logPath)
 	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
@@ -149,8 +148,8 @@ func (n *NATS) startProcess() error {
 	}()
 	if err := n.waitProcessReady(p); err != nil {
 		p.stop()
-		serverLog := readFrom(n.logPath, logOffset)
-		err = fmt.Errorf("nats: %s on %s:%d: %w\n%s", n.binary, n.opts.Host, n.opts.Port, err, tail(serverLog))
+		serverLog := serverlog.ReadFrom(n.logPath, logOffset)
+		err = fmt.Errorf("nats: %s on %s:%d: %w\n%s", n.binary, n.opts.Host, n.opts.Port, err, serverlog.Tail(serverLog))
 		if strings.Contains(string(serverLog), "address already in use") {
 			err = fmt.Errorf("%w: %w", errPortInUse, err)
 		}

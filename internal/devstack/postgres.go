@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -14,9 +13,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
 // ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
@@ -304,7 +304,7 @@ func (p *Postgres) initdb(ctx context.Context, fast bool) error {
 		args = append(args, "--no-sync")
 	}
 	if out, err := p.command(ctx, "initdb", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("postgres: initdb %s: %w\n%s", p.dataDir, err, tail(out))
+		return fmt.Errorf("postgres: initdb %s: %w\n%s", p.dataDir, err, serverlog.Tail(out))
 	}
 	p.log.Info("postgres cluster created", "data_dir", p.dataDir)
 	return nil
@@ -323,16 +323,13 @@ func (p *Postgres) pgctl(ctx context.Context, action string) error {
 	case "restart", "stop":
 		args = append(args, "-m", "fast")
 	}
-	var logOffset int64
-	if fi, err := os.Stat(p.logPath); err == nil {
-		logOffset = fi.Size()
-	}
+	logOffset := serverlog.End(p.logPath)
 	out, err := p.command(ctx, "pg_ctl", args...).CombinedOutput()
 	if err == nil {
 		return nil
 	}
-	serverLog := readFrom(p.logPath, logOffset)
-	err = fmt.Errorf("postgres: pg_ctl %s (port %d): %w\n%s%s", action, p.port, err, tail(out), tail(serverLog))
+	serverLog := serverlog.ReadFrom(p.logPath, logOffset)
+	err = fmt.Errorf("postgres: pg_ctl %s (port %d): %w\n%s%s", action, p.port, err, serverlog.Tail(out), serverlog.Tail(serverLog))
 	if bytes.Contains(serverLog, []byte("Address already in use")) {
 		err = portInUseError{err}
 	}
@@ -362,32 +359,4 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	return port, nil
-}
-
-// readFrom returns the content of path from offset on; nil when unreadable.
-func readFrom(path string, offset int64) []byte {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil
-	}
-	b, _ := io.ReadAll(f)
-	return b
-}
-
-// tail returns the last lines of a command's output or a log, for an error.
-func tail(b []byte) string {
-	const maxLines = 20
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > maxLines {
-		lines = lines[len(lines)-maxLines:]
-	}
-	s := strings.Join(lines, "\n")
-	if s == "" {
-		return ""
-	}
-	return s + "\n"
 }

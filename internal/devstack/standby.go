@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
 // StandbyOptions configures StartStandby.
@@ -123,7 +125,7 @@ func StartStandby(ctx context.Context, primary *Postgres, opts StandbyOptions) (
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("standby: not streaming from the primary: %w\n%s", ctx.Err(), tail(readFrom(standby.LogPath(), 0)))
+			return nil, fmt.Errorf("standby: not streaming from the primary: %w\n%s", ctx.Err(), serverlog.Tail(serverlog.ReadFrom(standby.LogPath(), 0)))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
