@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -88,8 +89,8 @@ type env struct {
 	bin      string
 	dbURL    string
 	db       *pgxpool.Pool
-	nats     *devstack.NATS        // nil with withNATSCluster
-	cluster  *devstack.NATSCluster // set by withNATSCluster
+	nats     *natsserver.Server  // nil with withNATSCluster
+	cluster  *natsserver.Cluster // set by withNATSCluster
 	slot     string
 	pub      string
 	stream   string
@@ -101,7 +102,7 @@ type option func(*setupOptions)
 type setupOptions struct {
 	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
 	standbys   []*devstack.Postgres
-	cluster    *devstack.NATSCluster
+	cluster    *natsserver.Cluster
 	maxPayload int32
 	env        []string
 	preMigrate string // SQL run on the new database before `eventbus migrate`
@@ -121,7 +122,7 @@ func withStandbys(standbys ...*devstack.Postgres) option {
 
 // withNATSCluster points the relay and the stream helpers at a NATS cluster
 // (all its URLs) instead of starting a server for the test.
-func withNATSCluster(c *devstack.NATSCluster) option {
+func withNATSCluster(c *natsserver.Cluster) option {
 	return func(o *setupOptions) { o.cluster = c }
 }
 
@@ -160,7 +161,7 @@ func setup(t *testing.T, opts ...option) *env {
 	if o.cluster != nil {
 		e.cluster = o.cluster
 	} else {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload, Binary: testenv.NATSServer()})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), MaxPayload: o.maxPayload, Binary: testenv.NATSServer()})
 		require.NoError(t, err)
 		t.Cleanup(ns.Shutdown)
 		e.nats = ns

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 	"github.com/eventbus/eventbus/schema"
 )
 
@@ -68,7 +69,7 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 		e.dbURL = pg.URL("postgres")
 	}
 	if e.natsURL == "" {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(e.tmp, "nats"), Log: log})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(e.tmp, "nats"), Log: log})
 		if err != nil {
 			return nil, err
 		}

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 )
 
 // The dev environment's ports when free (see choosePort): numbers unlikely to
@@ -101,7 +102,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(absDir, "nats"), Port: port, SyncAlways: true, Log: log})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(absDir, "nats"), Port: port, SyncAlways: true, Log: log})
 		if err != nil {
 			return err
 		}

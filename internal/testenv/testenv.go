@@ -45,6 +45,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 )
 
 // Environment variables that point tests at existing services.
@@ -56,8 +57,8 @@ const (
 )
 
 // NATSServer returns EVENTBUS_TEST_NATS_SERVER: the nats-server executable
-// the tests' servers run (devstack.NATSOptions.Binary), empty to embed the
-// server. Tests that start servers with devstack directly pass it on.
+// the tests' servers run (natsserver.Options.Binary), empty to embed the
+// server. Tests that start servers with natsserver directly pass it on.
 func NATSServer() string { return os.Getenv(NATSServerEnv) }
 
 // SeedSQL creates the seed's design (event_bus, its functions, triggers and
@@ -174,9 +175,9 @@ func NewPostgres(t testing.TB) *devstack.Postgres {
 // nothing it acknowledged when the test stops it (its writes are in the
 // page cache), so fsyncing each one would only slow the tests down (a burst
 // of 6,000 events took several times as long to deliver).
-func NATS(t testing.TB) *devstack.NATS {
+func NATS(t testing.TB) *natsserver.Server {
 	t.Helper()
-	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
+	n, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -185,12 +186,12 @@ func NATS(t testing.TB) *devstack.NATS {
 }
 
 // NATSCluster starts a JetStream cluster of size servers for the test
-// (devstack.StartNATSCluster), storing in a temp dir, and shuts every node
+// (natsserver.StartCluster), storing in a temp dir, and shuts every node
 // down when the test ends. Like NATS, it keeps the default sync interval,
 // runs EVENTBUS_TEST_NATS_SERVER when set and ignores EVENTBUS_TEST_NATS_URL.
-func NATSCluster(t testing.TB, size int) *devstack.NATSCluster {
+func NATSCluster(t testing.TB, size int) *natsserver.Cluster {
 	t.Helper()
-	c, err := devstack.StartNATSCluster(size, devstack.NATSClusterOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
+	c, err := natsserver.StartCluster(size, natsserver.ClusterOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
