@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventbus/eventbus/internal/devstack"
 	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 	"github.com/eventbus/eventbus/schema"
 )
 
@@ -57,7 +57,7 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 
 	if e.dbURL == "" {
 		// Fast is off: fsync and full page writes stay on, as in production.
-		pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Log: log})
+		pg, err := pgcluster.Start(ctx, pgcluster.Options{Log: log})
 		if err != nil {
 			return nil, err
 		}

@@ -4,9 +4,9 @@
 // (or cluster of them) per test, unique names for the objects a test creates,
 // and a logger that writes to the test's log.
 //
-// The services come from package devstack, so tests see the configuration of
-// the local dev environment. A test package that uses Postgres calls Main from
-// its TestMain:
+// The services come from packages pgcluster and natsserver, so tests see the
+// configuration of the local dev environment. A test package that uses
+// Postgres calls Main from its TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
@@ -44,8 +44,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/eventbus/eventbus/internal/devstack"
 	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 )
 
 // Environment variables that point tests at existing services.
@@ -75,7 +75,7 @@ const cleanupTimeout = 30 * time.Second
 // Postgres and stopped by Main.
 var shared struct {
 	mu  sync.Mutex
-	pg  *devstack.Postgres
+	pg  *pgcluster.Cluster
 	err error // a failed start is not retried: every test reports it
 }
 
@@ -117,21 +117,21 @@ func Postgres(t testing.TB) string {
 		serverURL = sharedPostgres(t).URL("postgres")
 	}
 	name := UniqueName(t, "db")
-	url, err := devstack.CreateDatabase(t.Context(), serverURL, name)
+	url, err := pgcluster.CreateDatabase(t.Context(), serverURL, name)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		if err := devstack.DropDatabase(ctx, serverURL, name); err != nil {
+		if err := pgcluster.DropDatabase(ctx, serverURL, name); err != nil {
 			t.Errorf("testenv: %v", err)
 		}
 	})
 	return url
 }
 
-func sharedPostgres(t testing.TB) *devstack.Postgres {
+func sharedPostgres(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -139,7 +139,7 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 		// Not t.Context: the cluster outlives the test that starts it.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		shared.pg, shared.err = devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv)})
+		shared.pg, shared.err = pgcluster.Start(ctx, pgcluster.Options{Fast: true, BinDir: os.Getenv(PGBinDirEnv)})
 	}
 	if shared.err != nil {
 		t.Fatalf("testenv: start shared postgres: %v", shared.err)
@@ -150,9 +150,9 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 // NewPostgres starts a cluster of the test's own, for tests that restart or
 // stop PostgreSQL; it is stopped when the test ends. Create databases on it
 // with its CreateDatabase, or use URL("postgres").
-func NewPostgres(t testing.TB) *devstack.Postgres {
+func NewPostgres(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
-	pg, err := devstack.StartPostgres(t.Context(), devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv), Log: Logger(t)})
+	pg, err := pgcluster.Start(t.Context(), pgcluster.Options{Fast: true, BinDir: os.Getenv(PGBinDirEnv), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -1,4 +1,4 @@
-package devstack
+package pgcluster
 
 import (
 	"errors"
@@ -17,9 +17,9 @@ import (
 // postmaster and every one of its processes, nothing flushed, no
 // shutdown checkpoint, clients cut off mid-statement. It returns once the
 // postmaster is gone and its port refuses connections. The data directory
-// stays (StartPostgres on it runs crash recovery); Stop still removes the
+// stays (Start on it runs crash recovery); Stop still removes the
 // temporary directories.
-func (p *Postgres) Kill() error {
+func (p *Cluster) Kill() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.killed {
@@ -56,7 +56,7 @@ func (p *Postgres) Kill() error {
 
 // postmasterPID reads the postmaster's pid from the first line of
 // postmaster.pid.
-func (p *Postgres) postmasterPID() (int, error) {
+func (p *Cluster) postmasterPID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
 	if err != nil {
 		return 0, err
@@ -96,7 +96,7 @@ func children(pid int) []int {
 }
 
 // accepts reports whether something accepts TCP connections on the port.
-func (p *Postgres) accepts() bool {
+func (p *Cluster) accepts() bool {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
 	if err != nil {
 		return false

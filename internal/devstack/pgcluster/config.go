@@ -1,4 +1,4 @@
-package devstack
+package pgcluster
 
 import (
 	"bytes"
@@ -8,11 +8,13 @@ import (
 	"strings"
 )
 
-// configFile holds the settings devstack owns; postgresql.conf includes it.
+// configFile holds the settings this package owns; postgresql.conf includes
+// it. Its name predates the package: the dev environment's clusters include
+// it by that name.
 const configFile = "devstack.conf"
 
 // includeConfig makes postgresql.conf include configFile, once.
-func (p *Postgres) includeConfig() error {
+func (p *Cluster) includeConfig() error {
 	path := filepath.Join(p.dataDir, "postgresql.conf")
 	conf, err := os.ReadFile(path)
 	if err != nil {
@@ -37,7 +39,7 @@ func (p *Postgres) includeConfig() error {
 }
 
 // writeConfig writes the settings of the next start (or reload) to configFile.
-func (p *Postgres) writeConfig() error {
+func (p *Cluster) writeConfig() error {
 	settings := []string{
 		"listen_addresses = '127.0.0.1'",
 		fmt.Sprintf("port = %d", p.port),

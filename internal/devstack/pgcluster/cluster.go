@@ -1,4 +1,4 @@
-package devstack
+package pgcluster
 
 import (
 	"bytes"
@@ -19,9 +19,9 @@ import (
 	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
-// ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
+// ErrNotInstalled means no PostgreSQL server binaries (initdb, pg_ctl,
 // postgres) were found on this machine.
-var ErrPostgresNotFound = errors.New("PostgreSQL server binaries not found; install them: apt-get install postgresql")
+var ErrNotInstalled = errors.New("PostgreSQL server binaries not found; install them: apt-get install postgresql")
 
 // portInUseError marks a start that failed because another process holds
 // the port.
@@ -29,8 +29,8 @@ type portInUseError struct{ error }
 
 func (e portInUseError) Unwrap() error { return e.error }
 
-// PostgresOptions configures StartPostgres.
-type PostgresOptions struct {
+// Options configures Start.
+type Options struct {
 	// DataDir is the cluster directory: created with initdb when it holds no
 	// cluster, reused when it does. Empty means a new temporary directory that
 	// Stop removes.
@@ -47,15 +47,15 @@ type PostgresOptions struct {
 	// of other server versions point it at scripts/install-postgres.sh's.
 	BinDir string
 	// Settings are extra postgresql.conf lines ("name = value"), written
-	// after devstack's own into devstack.conf at every start, so they win.
+	// after this package's own into devstack.conf at every start, so they win.
 	Settings []string
 	// Log receives a line per state change; nil discards.
 	Log *slog.Logger
 }
 
-// Postgres is a PostgreSQL cluster run by pg_ctl. Its methods are safe for
+// Cluster is a PostgreSQL cluster run by pg_ctl. Its methods are safe for
 // concurrent use.
-type Postgres struct {
+type Cluster struct {
 	binDir  string // initdb, pg_ctl, postgres
 	dataDir string
 	logPath string
@@ -67,7 +67,7 @@ type Postgres struct {
 	fast    bool
 
 	mu       sync.Mutex
-	settings []string // PostgresOptions.Settings, then what StartStandby adds
+	settings []string // Options.Settings, then what StartStandby adds
 	// standbySlots are the physical slots of the standbys StartStandby made
 	// of this server: its synchronized_standby_slots.
 	standbySlots []string
@@ -75,9 +75,9 @@ type Postgres struct {
 	killed       bool // by Kill: no server left for pg_ctl to stop
 }
 
-// StartPostgres starts a cluster in opts.DataDir, creating it first when the
+// Start starts a cluster in opts.DataDir, creating it first when the
 // directory holds none, and returns once it accepts connections.
-func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err error) {
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	binDir := opts.BinDir
 	if binDir == "" {
 		if binDir, err = findBinDir(ctx); err != nil {
@@ -90,7 +90,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{binDir: binDir, run: run, log: opts.Log, fast: opts.Fast, settings: slices.Clone(opts.Settings)}
+	p := &Cluster{binDir: binDir, run: run, log: opts.Log, fast: opts.Fast, settings: slices.Clone(opts.Settings)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +141,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 
 // URL returns the connection URL of a database on this cluster, for the
 // superuser postgres (no password: the cluster trusts local connections).
-func (p *Postgres) URL(database string) string {
+func (p *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),
@@ -153,26 +153,26 @@ func (p *Postgres) URL(database string) string {
 }
 
 // BinDir returns the directory of the server binaries this cluster runs.
-func (p *Postgres) BinDir() string { return p.binDir }
+func (p *Cluster) BinDir() string { return p.binDir }
 
 // Port returns the TCP port the server listens on.
-func (p *Postgres) Port() int { return p.port }
+func (p *Cluster) Port() int { return p.port }
 
 // DataDir returns the cluster directory.
-func (p *Postgres) DataDir() string { return p.dataDir }
+func (p *Cluster) DataDir() string { return p.dataDir }
 
 // LogPath returns the server's log file.
-func (p *Postgres) LogPath() string { return p.logPath }
+func (p *Cluster) LogPath() string { return p.logPath }
 
 // CreateDatabase creates a database on this cluster and returns its URL.
-func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+func (p *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
 	return CreateDatabase(ctx, p.URL("postgres"), name)
 }
 
 // Restart stops the server, disconnecting every client, and starts it again
 // on the same port and data (pg_ctl restart -m fast). It returns once the
 // server accepts connections again.
-func (p *Postgres) Restart(ctx context.Context) error {
+func (p *Cluster) Restart(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.killed {
@@ -186,10 +186,10 @@ func (p *Postgres) Restart(ctx context.Context) error {
 }
 
 // Stop stops the server (pg_ctl stop -m fast) and removes the temporary
-// directories devstack created. A Postgres cannot be started again; to resume
-// a cluster, call StartPostgres with the same DataDir (and Port). Calling Stop
-// more than once is harmless.
-func (p *Postgres) Stop() error {
+// directories made for it. A Cluster cannot be started again; to resume a
+// cluster, call Start with the same DataDir (and Port). Calling Stop more
+// than once is harmless.
+func (p *Cluster) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -210,7 +210,7 @@ func (p *Postgres) Stop() error {
 
 // Promote ends recovery of a standby (pg_ctl promote -w): it returns once
 // the server accepts writes.
-func (p *Postgres) Promote(ctx context.Context) error {
+func (p *Cluster) Promote(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.killed {
@@ -225,7 +225,7 @@ func (p *Postgres) Promote(ctx context.Context) error {
 
 // prepareDirs settles where the cluster, its log and its socket live, and
 // makes them usable by the server's OS user.
-func (p *Postgres) prepareDirs(dataDir string) error {
+func (p *Cluster) prepareDirs(dataDir string) error {
 	if dataDir == "" {
 		tmp, err := os.MkdirTemp("", "eventbus-pg-")
 		if err != nil {
@@ -288,7 +288,7 @@ func (p *Postgres) prepareDirs(dataDir string) error {
 	return nil
 }
 
-func (p *Postgres) removeDirs() {
+func (p *Cluster) removeDirs() {
 	for _, dir := range []string{p.sockDir, p.tempDir} {
 		if dir != "" {
 			if err := os.RemoveAll(dir); err != nil {
@@ -298,7 +298,7 @@ func (p *Postgres) removeDirs() {
 	}
 }
 
-func (p *Postgres) initdb(ctx context.Context, fast bool) error {
+func (p *Cluster) initdb(ctx context.Context, fast bool) error {
 	args := []string{"-D", p.dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"}
 	if fast {
 		args = append(args, "--no-sync")
@@ -312,7 +312,7 @@ func (p *Postgres) initdb(ctx context.Context, fast bool) error {
 
 // pgctl runs pg_ctl start, restart, stop or promote and waits for it to
 // finish.
-func (p *Postgres) pgctl(ctx context.Context, action string) error {
+func (p *Cluster) pgctl(ctx context.Context, action string) error {
 	args := []string{action, "-D", p.dataDir, "-w", "-t", "60"}
 	switch action {
 	case "start", "restart":
@@ -336,7 +336,7 @@ func (p *Postgres) pgctl(ctx context.Context, action string) error {
 	return err
 }
 
-func (p *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+func (p *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, name), args...)
 	// The server's user may not be allowed into our working directory, and
 	// English messages are what pgctl looks for.
