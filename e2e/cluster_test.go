@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -107,7 +107,7 @@ func TestClusterFailoverMidBurstLosesNothing(t *testing.T) {
 // API the relay does not use.
 type clusterClient struct {
 	e       *env
-	cluster *devstack.NATSCluster
+	cluster *natsserver.Cluster
 	nc      *nats.Conn
 	js      jetstream.JetStream
 }
@@ -233,10 +233,10 @@ var connectedURL = regexp.MustCompile(`msg="nats (?:re)?connected" url=(\S+)`)
 
 // relayNode returns the node the relay's NATS connection is on, as its log
 // says last.
-func (c *clusterClient) relayNode(p *relayProc) *devstack.NATS {
+func (c *clusterClient) relayNode(p *relayProc) *natsserver.Server {
 	t := c.e.t
 	t.Helper()
-	var node *devstack.NATS
+	var node *natsserver.Server
 	eventually(t, 30*time.Second, func() (bool, string) {
 		found := connectedURL.FindAllStringSubmatch(p.out.String(), -1)
 		if len(found) == 0 {

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -25,13 +25,13 @@ import (
 //	EVENTBUS_TEST_PG_BINDIR=$(scripts/install-postgres.sh 17) go test ./e2e -run 'Failover|SlotReset'
 
 // failoverPair is a primary with a hot standby that keeps the relay's
-// failover slot in step (devstack.StartStandby: synchronized_standby_slots on
+// failover slot in step (pgcluster.StartStandby: synchronized_standby_slots on
 // the primary), and the test's environment on both: its database URL names
 // the two servers with target_session_attrs=read-write, and the relay
 // creates its slot with EVENTBUS_SLOT_FAILOVER=true.
 type failoverPair struct {
 	e                *env
-	primary, standby *devstack.Postgres
+	primary, standby *pgcluster.Cluster
 	physicalSlot     string        // the standby's slot on the primary
 	onStandby        *pgxpool.Pool // the test's database on the standby: read-only until promoted
 }

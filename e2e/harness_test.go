@@ -26,7 +26,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -88,8 +89,8 @@ type env struct {
 	bin      string
 	dbURL    string
 	db       *pgxpool.Pool
-	nats     *devstack.NATS        // nil with withNATSCluster
-	cluster  *devstack.NATSCluster // set by withNATSCluster
+	nats     *natsserver.Server  // nil with withNATSCluster
+	cluster  *natsserver.Cluster // set by withNATSCluster
 	slot     string
 	pub      string
 	stream   string
@@ -99,15 +100,15 @@ type env struct {
 type option func(*setupOptions)
 
 type setupOptions struct {
-	pg         *devstack.Postgres // a dedicated cluster instead of the shared one
-	standbys   []*devstack.Postgres
-	cluster    *devstack.NATSCluster
+	pg         *pgcluster.Cluster // a dedicated cluster instead of the shared one
+	standbys   []*pgcluster.Cluster
+	cluster    *natsserver.Cluster
 	maxPayload int32
 	env        []string
 	preMigrate string // SQL run on the new database before `eventbus migrate`
 }
 
-func withPostgres(pg *devstack.Postgres) option { return func(o *setupOptions) { o.pg = pg } }
+func withPostgres(pg *pgcluster.Cluster) option { return func(o *setupOptions) { o.pg = pg } }
 func withMaxPayload(n int32) option             { return func(o *setupOptions) { o.maxPayload = n } }
 func withEnv(kv ...string) option               { return func(o *setupOptions) { o.env = append(o.env, kv...) } }
 
@@ -115,13 +116,13 @@ func withEnv(kv ...string) option               { return func(o *setupOptions) {
 // each standby, with target_session_attrs=read-write: the relay, the CLI,
 // the writers and the test's pool all follow a promotion to whichever server
 // takes writes.
-func withStandbys(standbys ...*devstack.Postgres) option {
+func withStandbys(standbys ...*pgcluster.Cluster) option {
 	return func(o *setupOptions) { o.standbys = append(o.standbys, standbys...) }
 }
 
 // withNATSCluster points the relay and the stream helpers at a NATS cluster
 // (all its URLs) instead of starting a server for the test.
-func withNATSCluster(c *devstack.NATSCluster) option {
+func withNATSCluster(c *natsserver.Cluster) option {
 	return func(o *setupOptions) { o.cluster = c }
 }
 
@@ -152,7 +153,7 @@ func setup(t *testing.T, opts ...option) *env {
 		require.NoError(t, err)
 		e.dbURL = url
 		if len(o.standbys) > 0 {
-			e.dbURL = multiHostURL(name, append([]*devstack.Postgres{o.pg}, o.standbys...))
+			e.dbURL = multiHostURL(name, append([]*pgcluster.Cluster{o.pg}, o.standbys...))
 		}
 	} else {
 		e.dbURL = testenv.Postgres(t)
@@ -160,7 +161,7 @@ func setup(t *testing.T, opts ...option) *env {
 	if o.cluster != nil {
 		e.cluster = o.cluster
 	} else {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: o.maxPayload, Binary: testenv.NATSServer()})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), MaxPayload: o.maxPayload, Binary: testenv.NATSServer()})
 		require.NoError(t, err)
 		t.Cleanup(ns.Shutdown)
 		e.nats = ns
@@ -190,7 +191,7 @@ func setup(t *testing.T, opts ...option) *env {
 
 // multiHostURL is a libpq multi-host URL of database on servers, for the
 // read-write one among them.
-func multiHostURL(database string, servers []*devstack.Postgres) string {
+func multiHostURL(database string, servers []*pgcluster.Cluster) string {
 	hosts := make([]string, len(servers))
 	for i, pg := range servers {
 		hosts[i] = fmt.Sprintf("127.0.0.1:%d", pg.Port())

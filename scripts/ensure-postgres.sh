@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes sure the PostgreSQL server binaries the tests run (initdb, pg_ctl,
-# postgres) are on this machine; devstack looks for them in the same places.
+# postgres) are on this machine; pgcluster looks for them in the same places.
 # Installs them with apt-get when run as root on a Debian-like system.
 set -eu
 

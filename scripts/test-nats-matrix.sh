@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the end-to-end core delivery and broker fault tests, and devstack's
+# Runs the end-to-end core delivery and broker fault tests, and natsserver's
 # tests of a nats-server binary, against each NATS server version given
 # (default: the oldest supported minor releases; the newest, go.mod's, is
 # embedded by every other test run), each built once by
@@ -53,10 +53,10 @@ for v in "${versions[@]}"; do
 	echo "=== nats-server $v ($bin)"
 	start=$(date +%s)
 	result=ok
-	# -p 1: one package at a time, so devstack's clusters do not compete
+	# -p 1: one package at a time, so natsserver's clusters do not compete
 	# with the e2e tests' for the machine's cores.
 	if ! EVENTBUS_TEST_NATS_SERVER=$bin $GO test -race -count=1 -timeout 20m -p 1 \
-		-run "$e2e_pattern|^TestNATS.*Binary" ./internal/devstack ./e2e; then
+		-run "$e2e_pattern|^TestNATS.*Binary" ./internal/devstack/natsserver ./e2e; then
 		result=FAILED
 		failed=1
 	fi

@@ -1,6 +1,6 @@
 // Command eventbus-bench measures the relay against the database alone and
-// against the seed's polling design, on services it starts itself (the same
-// devstack helpers the tests use) or on given ones.
+// against the seed's polling design, on services it starts itself (with
+// pgcluster and natsserver, as the tests do) or on given ones.
 //
 // Every run executes, in order, the scenarios chosen with -scenarios:
 //

@@ -15,7 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 	"github.com/eventbus/eventbus/schema"
 )
 
@@ -56,7 +57,7 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 
 	if e.dbURL == "" {
 		// Fast is off: fsync and full page writes stay on, as in production.
-		pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Log: log})
+		pg, err := pgcluster.Start(ctx, pgcluster.Options{Log: log})
 		if err != nil {
 			return nil, err
 		}
@@ -68,7 +69,7 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 		e.dbURL = pg.URL("postgres")
 	}
 	if e.natsURL == "" {
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(e.tmp, "nats"), Log: log})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(e.tmp, "nats"), Log: log})
 		if err != nil {
 			return nil, err
 		}

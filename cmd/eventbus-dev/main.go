@@ -20,7 +20,8 @@
 // minute; Ctrl-C (SIGINT or SIGTERM) stops the relay gracefully, then the
 // services.
 //
-// The services come from package devstack, the same code the tests use.
+// The services come from packages pgcluster and natsserver, the same code
+// the tests use.
 //
 //	eventbus-dev [-bin path/to/eventbus] [-dir .dev] [-postgres-port 54329] [-nats-port 42229] [-http-port 8080]
 package main
@@ -39,7 +40,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 )
 
 // The dev environment's ports when free (see choosePort): numbers unlikely to
@@ -84,7 +86,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(absDir, "postgres"), Port: port, Log: log})
+		pg, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: filepath.Join(absDir, "postgres"), Port: port, Log: log})
 		if err != nil {
 			return err
 		}
@@ -101,7 +103,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		ns, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: filepath.Join(absDir, "nats"), Port: port, SyncAlways: true, Log: log})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(absDir, "nats"), Port: port, SyncAlways: true, Log: log})
 		if err != nil {
 			return err
 		}

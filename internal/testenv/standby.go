@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 )
 
 // RequirePostgres skips the test unless the PostgreSQL that NewPostgres
@@ -14,7 +14,7 @@ import (
 // minVersion (server_version_num, e.g. 170000), saying how to run it.
 func RequirePostgres(t testing.TB, minVersion int) {
 	t.Helper()
-	version, binDir, err := devstack.ServerVersionNum(t.Context(), os.Getenv(PGBinDirEnv))
+	version, binDir, err := pgcluster.ServerVersionNum(t.Context(), os.Getenv(PGBinDirEnv))
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -46,11 +46,11 @@ func packageDir() string {
 	}
 }
 
-// NewStandby makes a hot standby of primary (devstack.StartStandby, with a
+// NewStandby makes a hot standby of primary (pgcluster.StartStandby, with a
 // physical slot named slot) for the test, stopped when the test ends.
-func NewStandby(t testing.TB, primary *devstack.Postgres, slot string) *devstack.Postgres {
+func NewStandby(t testing.TB, primary *pgcluster.Cluster, slot string) *pgcluster.Cluster {
 	t.Helper()
-	standby, err := devstack.StartStandby(t.Context(), primary, devstack.StandbyOptions{Slot: slot, Fast: true, Log: Logger(t)})
+	standby, err := pgcluster.StartStandby(t.Context(), primary, pgcluster.StandbyOptions{Slot: slot, Fast: true, Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -4,9 +4,9 @@
 // (or cluster of them) per test, unique names for the objects a test creates,
 // and a logger that writes to the test's log.
 //
-// The services come from package devstack, so tests see the configuration of
-// the local dev environment. A test package that uses Postgres calls Main from
-// its TestMain:
+// The services come from packages pgcluster and natsserver, so tests see the
+// configuration of the local dev environment. A test package that uses
+// Postgres calls Main from its TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //
@@ -44,7 +44,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 )
 
 // Environment variables that point tests at existing services.
@@ -56,8 +57,8 @@ const (
 )
 
 // NATSServer returns EVENTBUS_TEST_NATS_SERVER: the nats-server executable
-// the tests' servers run (devstack.NATSOptions.Binary), empty to embed the
-// server. Tests that start servers with devstack directly pass it on.
+// the tests' servers run (natsserver.Options.Binary), empty to embed the
+// server. Tests that start servers with natsserver directly pass it on.
 func NATSServer() string { return os.Getenv(NATSServerEnv) }
 
 // SeedSQL creates the seed's design (event_bus, its functions, triggers and
@@ -74,7 +75,7 @@ const cleanupTimeout = 30 * time.Second
 // Postgres and stopped by Main.
 var shared struct {
 	mu  sync.Mutex
-	pg  *devstack.Postgres
+	pg  *pgcluster.Cluster
 	err error // a failed start is not retried: every test reports it
 }
 
@@ -116,21 +117,21 @@ func Postgres(t testing.TB) string {
 		serverURL = sharedPostgres(t).URL("postgres")
 	}
 	name := UniqueName(t, "db")
-	url, err := devstack.CreateDatabase(t.Context(), serverURL, name)
+	url, err := pgcluster.CreateDatabase(t.Context(), serverURL, name)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		if err := devstack.DropDatabase(ctx, serverURL, name); err != nil {
+		if err := pgcluster.DropDatabase(ctx, serverURL, name); err != nil {
 			t.Errorf("testenv: %v", err)
 		}
 	})
 	return url
 }
 
-func sharedPostgres(t testing.TB) *devstack.Postgres {
+func sharedPostgres(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -138,7 +139,7 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 		// Not t.Context: the cluster outlives the test that starts it.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		shared.pg, shared.err = devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv)})
+		shared.pg, shared.err = pgcluster.Start(ctx, pgcluster.Options{Fast: true, BinDir: os.Getenv(PGBinDirEnv)})
 	}
 	if shared.err != nil {
 		t.Fatalf("testenv: start shared postgres: %v", shared.err)
@@ -149,9 +150,9 @@ func sharedPostgres(t testing.TB) *devstack.Postgres {
 // NewPostgres starts a cluster of the test's own, for tests that restart or
 // stop PostgreSQL; it is stopped when the test ends. Create databases on it
 // with its CreateDatabase, or use URL("postgres").
-func NewPostgres(t testing.TB) *devstack.Postgres {
+func NewPostgres(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
-	pg, err := devstack.StartPostgres(t.Context(), devstack.PostgresOptions{Fast: true, BinDir: os.Getenv(PGBinDirEnv), Log: Logger(t)})
+	pg, err := pgcluster.Start(t.Context(), pgcluster.Options{Fast: true, BinDir: os.Getenv(PGBinDirEnv), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -174,9 +175,9 @@ func NewPostgres(t testing.TB) *devstack.Postgres {
 // nothing it acknowledged when the test stops it (its writes are in the
 // page cache), so fsyncing each one would only slow the tests down (a burst
 // of 6,000 events took several times as long to deliver).
-func NATS(t testing.TB) *devstack.NATS {
+func NATS(t testing.TB) *natsserver.Server {
 	t.Helper()
-	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
+	n, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -185,12 +186,12 @@ func NATS(t testing.TB) *devstack.NATS {
 }
 
 // NATSCluster starts a JetStream cluster of size servers for the test
-// (devstack.StartNATSCluster), storing in a temp dir, and shuts every node
+// (natsserver.StartCluster), storing in a temp dir, and shuts every node
 // down when the test ends. Like NATS, it keeps the default sync interval,
 // runs EVENTBUS_TEST_NATS_SERVER when set and ignores EVENTBUS_TEST_NATS_URL.
-func NATSCluster(t testing.TB, size int) *devstack.NATSCluster {
+func NATSCluster(t testing.TB, size int) *natsserver.Cluster {
 	t.Helper()
-	c, err := devstack.StartNATSCluster(size, devstack.NATSClusterOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
+	c, err := natsserver.StartCluster(size, natsserver.ClusterOptions{StoreDir: t.TempDir(), Binary: NATSServer(), Log: Logger(t)})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -1,4 +1,4 @@
-package devstack
+package natsserver
 
 import (
 	"errors"
@@ -15,40 +15,40 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// NATSClusterOptions configures StartNATSCluster.
-type NATSClusterOptions struct {
+// ClusterOptions configures StartCluster.
+type ClusterOptions struct {
 	// StoreDir holds one JetStream store directory per node (StoreDir/NAME-1,
 	// NAME-2, …); required, and kept across a node's Restart.
 	StoreDir string
 	// Name is the cluster's name and the prefix of its nodes' server names;
 	// empty means "eventbus".
 	Name string
-	// SyncAlways is NATSOptions.SyncAlways for every node.
+	// SyncAlways is Options.SyncAlways for every node.
 	SyncAlways bool
-	// Binary is NATSOptions.Binary for every node.
+	// Binary is Options.Binary for every node.
 	Binary string
 	// Log receives a line per state change, with the node's name; nil
 	// discards.
 	Log *slog.Logger
 }
 
-// clusterReadyTimeout bounds how long StartNATSCluster waits for the
+// clusterReadyTimeout bounds how long StartCluster waits for the
 // JetStream meta group to form.
 const clusterReadyTimeout = 60 * time.Second
 
-// NATSCluster is a JetStream cluster of embedded NATS servers on 127.0.0.1,
+// Cluster is a JetStream cluster of embedded NATS servers on 127.0.0.1,
 // each routed to all the others, each with its own store directory. Each
-// node is a *NATS: shut one down and restart it (same client port, cluster
+// node is a *Server: shut one down and restart it (same client port, cluster
 // port and store directory) to simulate a node's crash.
-type NATSCluster struct {
-	nodes []*NATS
+type Cluster struct {
+	nodes []*Server
 }
 
-// StartNATSCluster starts size servers clustered with each other and returns
+// StartCluster starts size servers clustered with each other and returns
 // once JetStream's meta group has a leader that counts every node as a peer.
 // Client ports are picked by the servers; cluster ports are picked free
 // before the start, since every node's routes must name them all.
-func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
+func StartCluster(size int, opts ClusterOptions) (*Cluster, error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("nats cluster: StoreDir is required")
 	}
@@ -65,10 +65,10 @@ func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats cluster: %w", err)
 	}
-	c := &NATSCluster{}
+	c := &Cluster{}
 	for i := range size {
 		name := opts.Name + "-" + strconv.Itoa(i+1)
-		so := NATSOptions{StoreDir: filepath.Join(opts.StoreDir, name), SyncAlways: opts.SyncAlways}.serverOptions()
+		so := Options{StoreDir: filepath.Join(opts.StoreDir, name), SyncAlways: opts.SyncAlways}.serverOptions()
 		so.ServerName = name
 		so.Cluster = server.ClusterOpts{Name: opts.Name, Host: "127.0.0.1", Port: ports[i]}
 		// Every node routes to every node, itself included (the server
@@ -77,7 +77,7 @@ func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
 		for _, port := range ports {
 			so.Routes = append(so.Routes, &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
 		}
-		n, err := startNATS(so, opts.Binary, opts.Log.With("node", name))
+		n, err := startServer(so, opts.Binary, opts.Log.With("node", name))
 		if err != nil {
 			c.Shutdown()
 			return nil, fmt.Errorf("nats cluster: node %s: %w", name, err)
@@ -97,7 +97,7 @@ func StartNATSCluster(size int, opts NATSClusterOptions) (*NATSCluster, error) {
 // counts as online although that node runs and is healthy (seen in about 1
 // of 10 cluster starts of the test matrix under load, never on 2.11 or newer
 // nor embedded): restarting the missing nodes, once, lets them join.
-func (c *NATSCluster) waitFormed(binary bool, log *slog.Logger) error {
+func (c *Cluster) waitFormed(binary bool, log *slog.Logger) error {
 	if !binary {
 		return c.WaitReady(clusterReadyTimeout)
 	}
@@ -121,7 +121,7 @@ func (c *NATSCluster) waitFormed(binary bool, log *slog.Logger) error {
 
 // missingPeers returns the running nodes the meta leader does not count as
 // online peers; nil without a leader.
-func (c *NATSCluster) missingPeers() []*NATS {
+func (c *Cluster) missingPeers() []*Server {
 	var online []string
 	found := false
 	for _, n := range c.nodes {
@@ -132,7 +132,7 @@ func (c *NATSCluster) missingPeers() []*NATS {
 	if !found {
 		return nil
 	}
-	var missing []*NATS
+	var missing []*Server
 	for _, n := range c.nodes {
 		if !slices.Contains(online, n.Name()) {
 			missing = append(missing, n)
@@ -142,11 +142,11 @@ func (c *NATSCluster) missingPeers() []*NATS {
 }
 
 // Nodes returns the cluster's servers, in the order of their names.
-func (c *NATSCluster) Nodes() []*NATS { return c.nodes }
+func (c *Cluster) Nodes() []*Server { return c.nodes }
 
 // URL returns every node's client URL, comma-separated, as nats.Connect
 // and EVENTBUS_NATS_URL accept them.
-func (c *NATSCluster) URL() string {
+func (c *Cluster) URL() string {
 	urls := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		urls[i] = n.URL()
@@ -155,7 +155,7 @@ func (c *NATSCluster) URL() string {
 }
 
 // Shutdown shuts every node down; nodes already down are skipped.
-func (c *NATSCluster) Shutdown() {
+func (c *Cluster) Shutdown() {
 	for _, n := range c.nodes {
 		n.Shutdown()
 	}
@@ -164,7 +164,7 @@ func (c *NATSCluster) Shutdown() {
 // StreamLeader returns the node leading the JetStream stream named stream
 // (in the default account, as on a server without accounts), or nil while
 // no node does: before the stream exists, during an election.
-func (c *NATSCluster) StreamLeader(stream string) *NATS {
+func (c *Cluster) StreamLeader(stream string) *Server {
 	for _, n := range c.nodes {
 		if n.leadsStream(stream) {
 			return n
@@ -174,7 +174,7 @@ func (c *NATSCluster) StreamLeader(stream string) *NATS {
 }
 
 // leadsStream reports whether n leads stream, as n itself sees it.
-func (n *NATS) leadsStream(stream string) bool {
+func (n *Server) leadsStream(stream string) bool {
 	if n.binary != "" {
 		return n.binaryLeadsStream(stream)
 	}
@@ -186,7 +186,7 @@ func (n *NATS) leadsStream(stream string) bool {
 // every node as an online peer and every running node is current with it,
 // as after a node's Restart. Nodes that are shut down are waited for too:
 // restart them first.
-func (c *NATSCluster) WaitReady(timeout time.Duration) error {
+func (c *Cluster) WaitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		state := c.metaState()
@@ -202,8 +202,8 @@ func (c *NATSCluster) WaitReady(timeout time.Duration) error {
 
 // metaState describes what keeps the meta group from being ready; empty
 // when it is.
-func (c *NATSCluster) metaState() string {
-	var leader *NATS
+func (c *Cluster) metaState() string {
+	var leader *Server
 	var peers, offline []string
 	for _, n := range c.nodes {
 		v, err := n.metaView()
@@ -240,7 +240,7 @@ type metaView struct {
 	offline []string // the other peers, as the leader's /jsz lists them (binary only)
 }
 
-func (n *NATS) metaView() (metaView, error) {
+func (n *Server) metaView() (metaView, error) {
 	if n.binary != "" {
 		n.mu.Lock()
 		down := n.proc == nil || n.proc.exited()

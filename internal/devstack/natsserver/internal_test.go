@@ -1,4 +1,4 @@
-package devstack
+package natsserver
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 func TestNATSSyncAlways(t *testing.T) {
 	t.Parallel()
 	for _, always := range []bool{false, true} {
-		n, err := StartNATS(NATSOptions{StoreDir: t.TempDir(), SyncAlways: always})
+		n, err := Start(Options{StoreDir: t.TempDir(), SyncAlways: always})
 		require.NoError(t, err)
 		cfg := n.running().JetStreamConfig()
 		n.Shutdown()
@@ -23,12 +23,12 @@ func TestNATSSyncAlways(t *testing.T) {
 // server carries SyncAlways (read back from its /jsz).
 func TestNATSBinarySyncAlways(t *testing.T) {
 	t.Parallel()
-	bin := os.Getenv("EVENTBUS_TEST_NATS_SERVER") // testenv imports devstack
+	bin := os.Getenv("EVENTBUS_TEST_NATS_SERVER") // testenv imports natsserver
 	if bin == "" {
 		t.Skip("EVENTBUS_TEST_NATS_SERVER is unset: no nats-server binary to test")
 	}
 	for _, always := range []bool{false, true} {
-		n, err := StartNATS(NATSOptions{StoreDir: t.TempDir(), SyncAlways: always, Binary: bin})
+		n, err := Start(Options{StoreDir: t.TempDir(), SyncAlways: always, Binary: bin})
 		require.NoError(t, err)
 		require.Nil(t, n.running(), "a child server has no *server.Server")
 		j, err := n.jsz("")

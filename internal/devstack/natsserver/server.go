@@ -1,4 +1,4 @@
-package devstack
+package natsserver
 
 import (
 	"errors"
@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// NATSOptions configures StartNATS.
-type NATSOptions struct {
+// Options configures Start.
+type Options struct {
 	// StoreDir is where JetStream keeps streams; required, and kept across
 	// Restart.
 	StoreDir string
@@ -40,34 +40,34 @@ type NATSOptions struct {
 	Log *slog.Logger
 }
 
-// NATS is a NATS server with JetStream running inside this process, or as
-// a child process with NATSOptions.Binary. Its methods are safe for
-// concurrent use.
-type NATS struct {
+// Server is a NATS server with JetStream running inside this process, or as
+// a child process with Options.Binary. Its methods are safe for concurrent
+// use.
+type Server struct {
 	opts server.Options // as first started, with the port actually bound
 	log  *slog.Logger
 
-	// With NATSOptions.Binary: the executable, its config file and log, and
-	// the monitoring port devstack reads the server's state from.
+	// With Options.Binary: the executable, its config file and log, and
+	// the monitoring port this package reads the server's state from.
 	binary, confPath, logPath string
 	httpPort                  int
 
 	mu   sync.Mutex
 	srv  *server.Server // embedded: nil while shut down
-	proc *natsProcess   // binary: nil while shut down
+	proc *process       // binary: nil while shut down
 }
 
-// StartNATS starts an embedded NATS server with JetStream and returns once it
+// Start starts an embedded NATS server with JetStream and returns once it
 // accepts connections.
-func StartNATS(opts NATSOptions) (*NATS, error) {
+func Start(opts Options) (*Server, error) {
 	if opts.StoreDir == "" {
 		return nil, errors.New("nats: StoreDir is required")
 	}
-	return startNATS(opts.serverOptions(), opts.Binary, opts.Log)
+	return startServer(opts.serverOptions(), opts.Binary, opts.Log)
 }
 
 // serverOptions are the embedded server's options for o.
-func (o NATSOptions) serverOptions() server.Options {
+func (o Options) serverOptions() server.Options {
 	port := o.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
@@ -84,16 +84,16 @@ func (o NATSOptions) serverOptions() server.Options {
 	}
 }
 
-// startNATS starts a server with opts, embedded or (binary set) as a child
+// startServer starts a server with opts, embedded or (binary set) as a child
 // process, and records the client port it bound, so that Restart comes back
 // where clients expect it.
-func startNATS(opts server.Options, binary string, log *slog.Logger) (*NATS, error) {
+func startServer(opts server.Options, binary string, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &NATS{opts: opts, log: log, binary: binary}
+	n := &Server{opts: opts, log: log, binary: binary}
 	if binary != "" {
-		if err := startBinaryNATS(n); err != nil {
+		if err := startBinary(n); err != nil {
 			return nil, err
 		}
 		n.log.Info("nats started", "port", n.opts.Port, "store_dir", n.opts.StoreDir, "sync_always", n.opts.SyncAlways,
@@ -109,21 +109,21 @@ func startNATS(opts server.Options, binary string, log *slog.Logger) (*NATS, err
 }
 
 // URL returns the client URL, nats://127.0.0.1:PORT.
-func (n *NATS) URL() string {
+func (n *Server) URL() string {
 	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(n.opts.Port))
 }
 
 // Port returns the client port.
-func (n *NATS) Port() int { return n.opts.Port }
+func (n *Server) Port() int { return n.opts.Port }
 
-// Name returns the server's name: set for a node of StartNATSCluster (the
+// Name returns the server's name: set for a node of StartCluster (the
 // name JetStream reports for stream leaders and replicas), empty otherwise.
-func (n *NATS) Name() string { return n.opts.ServerName }
+func (n *Server) Name() string { return n.opts.ServerName }
 
 // running returns the embedded server, nil while it is shut down and always
 // in binary mode: callers read a child server's state with the binary*
 // methods instead.
-func (n *NATS) running() *server.Server {
+func (n *Server) running() *server.Server {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.srv
@@ -132,7 +132,7 @@ func (n *NATS) running() *server.Server {
 // Shutdown stops the server, disconnecting every client, and waits until it
 // has stopped. Calling it when the server is down is harmless. A child
 // server gets SIGTERM, and SIGKILL when it is still running 10 s later.
-func (n *NATS) Shutdown() {
+func (n *Server) Shutdown() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.proc != nil {
@@ -155,7 +155,7 @@ func (n *NATS) Shutdown() {
 // Restart starts the server again on the same port and store directory, as
 // when an outage ends; streams and their messages are still there. A running
 // server is shut down first.
-func (n *NATS) Restart() error {
+func (n *Server) Restart() error {
 	n.Shutdown()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -167,7 +167,7 @@ func (n *NATS) Restart() error {
 }
 
 // start runs the server with n.opts; the caller holds n.mu or owns n alone.
-func (n *NATS) start() error {
+func (n *Server) start() error {
 	if n.binary != "" {
 		return n.startProcess()
 	}

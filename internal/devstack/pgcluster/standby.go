@@ -1,4 +1,4 @@
-package devstack
+package pgcluster
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
 // StandbyOptions configures StartStandby.
@@ -23,7 +25,7 @@ type StandbyOptions struct {
 	// standby; empty means "devstack_standby". Each standby of a primary
 	// needs its own.
 	Slot string
-	// Fast is PostgresOptions.Fast for the standby.
+	// Fast is Options.Fast for the standby.
 	Fast bool
 	// Settings are extra postgresql.conf lines for the standby, after the
 	// ones StartStandby writes.
@@ -46,7 +48,7 @@ type StandbyOptions struct {
 // pg_basebackup does: the npm packages of the server carry no pg_basebackup.
 // The standby streams the WAL from the backup's start on, which the physical
 // slot, created before the backup starts, keeps on the primary.
-func StartStandby(ctx context.Context, primary *Postgres, opts StandbyOptions) (_ *Postgres, err error) {
+func StartStandby(ctx context.Context, primary *Cluster, opts StandbyOptions) (_ *Cluster, err error) {
 	slot := opts.Slot
 	if slot == "" {
 		slot = "devstack_standby"
@@ -92,7 +94,7 @@ func StartStandby(ctx context.Context, primary *Postgres, opts StandbyOptions) (
 		// stop retrying the lost primary.
 		"wal_retrieve_retry_interval = '100ms'",
 	}
-	standby, err := StartPostgres(ctx, PostgresOptions{
+	standby, err := Start(ctx, Options{
 		DataDir:  dataDir,
 		BinDir:   primary.BinDir(),
 		Fast:     opts.Fast,
@@ -123,7 +125,7 @@ func StartStandby(ctx context.Context, primary *Postgres, opts StandbyOptions) (
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("standby: not streaming from the primary: %w\n%s", ctx.Err(), tail(readFrom(standby.LogPath(), 0)))
+			return nil, fmt.Errorf("standby: not streaming from the primary: %w\n%s", ctx.Err(), serverlog.Tail(serverlog.ReadFrom(standby.LogPath(), 0)))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -134,7 +136,7 @@ func StartStandby(ctx context.Context, primary *Postgres, opts StandbyOptions) (
 // baseBackup copies primary's data directory to dataDir between
 // pg_backup_start and pg_backup_stop on conn, and writes the backup_label
 // (and tablespace_map) pg_backup_stop returns, and standby.signal.
-func baseBackup(ctx context.Context, conn *pgx.Conn, primary *Postgres, dataDir string) error {
+func baseBackup(ctx context.Context, conn *pgx.Conn, primary *Cluster, dataDir string) error {
 	// fast: an immediate checkpoint instead of a spread one.
 	if _, err := conn.Exec(ctx, `SELECT pg_backup_start('devstack', true)`); err != nil {
 		return fmt.Errorf("standby: pg_backup_start: %w", err)
@@ -253,7 +255,7 @@ func copyFile(src, dst string, owner *osUser) error {
 // synchronized_standby_slots in devstack.conf and reloads the configuration.
 // Not ALTER SYSTEM: postgresql.auto.conf is copied into every later standby,
 // which once promoted would wait for a slot it does not have.
-func (p *Postgres) addSynchronizedStandbySlot(ctx context.Context, slot string) error {
+func (p *Cluster) addSynchronizedStandbySlot(ctx context.Context, slot string) error {
 	p.mu.Lock()
 	p.standbySlots = append(p.standbySlots, slot)
 	want := strings.Join(p.standbySlots, ",")
@@ -269,7 +271,7 @@ func (p *Postgres) addSynchronizedStandbySlot(ctx context.Context, slot string) 
 
 // reload makes the server read its configuration again and returns once
 // new sessions see setting at value.
-func (p *Postgres) reload(ctx context.Context, setting, value string) error {
+func (p *Cluster) reload(ctx context.Context, setting, value string) error {
 	conn, err := pgx.Connect(ctx, p.URL("postgres"))
 	if err != nil {
 		return fmt.Errorf("postgres: reload: %w", err)
@@ -305,7 +307,7 @@ func (p *Postgres) reload(ctx context.Context, setting, value string) error {
 
 // ServerVersionNum returns the server_version_num of the binaries in binDir
 // (postgres --version), e.g. 170010, and the bin dir; an empty binDir means
-// the machine's own, as for StartPostgres. Tests use it to skip on servers
+// the machine's own, as for Start. Tests use it to skip on servers
 // too old for what they test before starting any.
 func ServerVersionNum(ctx context.Context, binDir string) (int, string, error) {
 	if binDir == "" {
@@ -319,7 +321,7 @@ func ServerVersionNum(ctx context.Context, binDir string) (int, string, error) {
 }
 
 func serverVersionNum(ctx context.Context, binDir string) (int, error) {
-	out, err := (&Postgres{binDir: binDir}).command(ctx, "postgres", "--version").Output()
+	out, err := (&Cluster{binDir: binDir}).command(ctx, "postgres", "--version").Output()
 	if err != nil {
 		return 0, fmt.Errorf("postgres --version: %w", err)
 	}

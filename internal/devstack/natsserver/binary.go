@@ -1,4 +1,4 @@
-package devstack
+package natsserver
 
 import (
 	"encoding/json"
@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
-// A NATS whose NATSOptions.Binary is set runs that nats-server executable
+// A Server whose Options.Binary is set runs that nats-server executable
 // as a child process instead of embedding the server: the way to test
 // against a server version other than the one go.mod embeds. Everything the
 // embedded path reads from *server.Server (readiness, stream leaders, the
@@ -43,14 +45,14 @@ var monitorClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
-// natsProcess is one run of a child nats-server.
-type natsProcess struct {
+// process is one run of a child nats-server.
+type process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the process has exited and been reaped
 	err  error         // cmd.Wait's result, set before done is closed
 }
 
-func (p *natsProcess) exited() bool {
+func (p *process) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -59,10 +61,10 @@ func (p *natsProcess) exited() bool {
 	}
 }
 
-// startBinaryNATS is startNATS for a child server: it picks the client port
+// startBinary is startServer for a child server: it picks the client port
 // (unless given) and a monitoring port, writes the config file next to the
 // store directory and starts the process.
-func startBinaryNATS(n *NATS) error {
+func startBinary(n *Server) error {
 	path, err := exec.LookPath(n.binary)
 	if err != nil {
 		return fmt.Errorf("nats: server binary: %w", err)
@@ -124,11 +126,8 @@ func binaryConfig(o server.Options, httpPort int) string {
 
 // startProcess runs the server with n's config file and waits until it is
 // ready; the caller holds n.mu or owns n alone.
-func (n *NATS) startProcess() error {
-	var logOffset int64
-	if fi, err := os.Stat(n.logPath); err == nil {
-		logOffset = fi.Size()
-	}
+func (n *Server) startProcess() error {
+	logOffset := serverlog.End(n.logPath)
 	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
@@ -142,15 +141,15 @@ func (n *NATS) startProcess() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("nats: start %s: %w", n.binary, err)
 	}
-	p := &natsProcess{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
 	if err := n.waitProcessReady(p); err != nil {
 		p.stop()
-		serverLog := readFrom(n.logPath, logOffset)
-		err = fmt.Errorf("nats: %s on %s:%d: %w\n%s", n.binary, n.opts.Host, n.opts.Port, err, tail(serverLog))
+		serverLog := serverlog.ReadFrom(n.logPath, logOffset)
+		err = fmt.Errorf("nats: %s on %s:%d: %w\n%s", n.binary, n.opts.Host, n.opts.Port, err, serverlog.Tail(serverLog))
 		if strings.Contains(string(serverLog), "address already in use") {
 			err = fmt.Errorf("%w: %w", errPortInUse, err)
 		}
@@ -163,7 +162,7 @@ func (n *NATS) startProcess() error {
 // waitProcessReady polls until JetStream is up (the monitoring port's
 // healthz) and the client port takes connections, which the server opens
 // after its monitoring port.
-func (n *NATS) waitProcessReady(p *natsProcess) error {
+func (n *Server) waitProcessReady(p *process) error {
 	deadline := time.Now().Add(binaryReadyTimeout)
 	clientAddr := net.JoinHostPort(n.opts.Host, strconv.Itoa(n.opts.Port))
 	for {
@@ -189,7 +188,7 @@ func (n *NATS) waitProcessReady(p *natsProcess) error {
 
 // stop sends SIGTERM, waits for the exit at most binaryStopTimeout, then
 // kills the process. It returns whether it had to kill.
-func (p *natsProcess) stop() (killed bool) {
+func (p *process) stop() (killed bool) {
 	if p.exited() {
 		return false
 	}
@@ -206,7 +205,7 @@ func (p *natsProcess) stop() (killed bool) {
 
 // healthz returns "ok" when the server's /healthz?query answers 200, else
 // what it said.
-func (n *NATS) healthz(query string) string {
+func (n *Server) healthz(query string) string {
 	resp, err := monitorClient.Get(n.monitorURL("/healthz?" + query))
 	if err != nil {
 		return err.Error()
@@ -222,11 +221,11 @@ func (n *NATS) healthz(query string) string {
 	return fmt.Sprintf("%s: %s", resp.Status, h.Error)
 }
 
-func (n *NATS) monitorURL(path string) string {
+func (n *Server) monitorURL(path string) string {
 	return "http://" + net.JoinHostPort(n.opts.Host, strconv.Itoa(n.httpPort)) + path
 }
 
-// jsz is the part of the monitoring port's /jsz that devstack reads.
+// jsz is the part of the monitoring port's /jsz that this package reads.
 type jsz struct {
 	Config struct {
 		SyncAlways bool `json:"sync_always"`
@@ -250,7 +249,7 @@ type jsz struct {
 }
 
 // jsz reads the server's /jsz?query.
-func (n *NATS) jsz(query string) (*jsz, error) {
+func (n *Server) jsz(query string) (*jsz, error) {
 	resp, err := monitorClient.Get(n.monitorURL("/jsz?" + query))
 	if err != nil {
 		return nil, err
@@ -268,7 +267,7 @@ func (n *NATS) jsz(query string) (*jsz, error) {
 
 // binaryLeadsStream reports whether the child server leads stream in the
 // default account, as it sees it (the embedded JetStreamIsStreamLeader).
-func (n *NATS) binaryLeadsStream(stream string) bool {
+func (n *Server) binaryLeadsStream(stream string) bool {
 	j, err := n.jsz("streams=true&acc=" + url.QueryEscape(server.DEFAULT_GLOBAL_ACCOUNT))
 	if err != nil {
 		return false // polled by callers: an unreachable node leads nothing now
@@ -286,7 +285,7 @@ func (n *NATS) binaryLeadsStream(stream string) bool {
 // binaryMetaView is metaView for a child server: current when its healthz
 // (server checks only) says it is in contact with, and current with, a meta
 // leader; the peers as /jsz lists them on the leader.
-func (n *NATS) binaryMetaView() (metaView, error) {
+func (n *Server) binaryMetaView() (metaView, error) {
 	if h := n.healthz("js-server-only=true"); h != "ok" {
 		return metaView{}, fmt.Errorf("not current with the meta leader: healthz: %s", h)
 	}

@@ -1,4 +1,4 @@
-package devstack_test
+package natsserver_test
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/natsserver"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -37,7 +37,7 @@ func TestNATSBinary(t *testing.T) {
 	ctx := t.Context()
 	bin, version := natsServerBinary(t)
 	store := filepath.Join(t.TempDir(), "nats")
-	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: store, MaxPayload: 4096, Binary: bin, Log: testenv.Logger(t)})
+	n, err := natsserver.Start(natsserver.Options{StoreDir: store, MaxPayload: 4096, Binary: bin, Log: testenv.Logger(t)})
 	require.NoError(t, err)
 	t.Cleanup(n.Shutdown)
 	require.NotZero(t, n.Port())
@@ -80,6 +80,6 @@ func TestNATSBinary(t *testing.T) {
 
 func TestNATSBinaryNotFound(t *testing.T) {
 	t.Parallel()
-	_, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Binary: filepath.Join(t.TempDir(), "nats-server")})
+	_, err := natsserver.Start(natsserver.Options{StoreDir: t.TempDir(), Binary: filepath.Join(t.TempDir(), "nats-server")})
 	require.ErrorContains(t, err, "nats: server binary")
 }

@@ -1,11 +1,10 @@
-package devstack
+package pgcluster
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -14,15 +13,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
-	"time"
+
+	"github.com/eventbus/eventbus/internal/devstack/serverlog"
 )
 
-// ErrPostgresNotFound means no PostgreSQL server binaries (initdb, pg_ctl,
+// ErrNotInstalled means no PostgreSQL server binaries (initdb, pg_ctl,
 // postgres) were found on this machine.
-var ErrPostgresNotFound = errors.New("PostgreSQL server binaries not found; install them: apt-get install postgresql")
+var ErrNotInstalled = errors.New("PostgreSQL server binaries not found; install them: apt-get install postgresql")
 
 // portInUseError marks a start that failed because another process holds
 // the port.
@@ -30,8 +29,8 @@ type portInUseError struct{ error }
 
 func (e portInUseError) Unwrap() error { return e.error }
 
-// PostgresOptions configures StartPostgres.
-type PostgresOptions struct {
+// Options configures Start.
+type Options struct {
 	// DataDir is the cluster directory: created with initdb when it holds no
 	// cluster, reused when it does. Empty means a new temporary directory that
 	// Stop removes.
@@ -48,15 +47,15 @@ type PostgresOptions struct {
 	// of other server versions point it at scripts/install-postgres.sh's.
 	BinDir string
 	// Settings are extra postgresql.conf lines ("name = value"), written
-	// after devstack's own into devstack.conf at every start, so they win.
+	// after this package's own into devstack.conf at every start, so they win.
 	Settings []string
 	// Log receives a line per state change; nil discards.
 	Log *slog.Logger
 }
 
-// Postgres is a PostgreSQL cluster run by pg_ctl. Its methods are safe for
+// Cluster is a PostgreSQL cluster run by pg_ctl. Its methods are safe for
 // concurrent use.
-type Postgres struct {
+type Cluster struct {
 	binDir  string // initdb, pg_ctl, postgres
 	dataDir string
 	logPath string
@@ -68,7 +67,7 @@ type Postgres struct {
 	fast    bool
 
 	mu       sync.Mutex
-	settings []string // PostgresOptions.Settings, then what StartStandby adds
+	settings []string // Options.Settings, then what StartStandby adds
 	// standbySlots are the physical slots of the standbys StartStandby made
 	// of this server: its synchronized_standby_slots.
 	standbySlots []string
@@ -76,9 +75,9 @@ type Postgres struct {
 	killed       bool // by Kill: no server left for pg_ctl to stop
 }
 
-// StartPostgres starts a cluster in opts.DataDir, creating it first when the
+// Start starts a cluster in opts.DataDir, creating it first when the
 // directory holds none, and returns once it accepts connections.
-func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err error) {
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	binDir := opts.BinDir
 	if binDir == "" {
 		if binDir, err = findBinDir(ctx); err != nil {
@@ -91,7 +90,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{binDir: binDir, run: run, log: opts.Log, fast: opts.Fast, settings: slices.Clone(opts.Settings)}
+	p := &Cluster{binDir: binDir, run: run, log: opts.Log, fast: opts.Fast, settings: slices.Clone(opts.Settings)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,7 +141,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 
 // URL returns the connection URL of a database on this cluster, for the
 // superuser postgres (no password: the cluster trusts local connections).
-func (p *Postgres) URL(database string) string {
+func (p *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),
@@ -154,26 +153,26 @@ func (p *Postgres) URL(database string) string {
 }
 
 // BinDir returns the directory of the server binaries this cluster runs.
-func (p *Postgres) BinDir() string { return p.binDir }
+func (p *Cluster) BinDir() string { return p.binDir }
 
 // Port returns the TCP port the server listens on.
-func (p *Postgres) Port() int { return p.port }
+func (p *Cluster) Port() int { return p.port }
 
 // DataDir returns the cluster directory.
-func (p *Postgres) DataDir() string { return p.dataDir }
+func (p *Cluster) DataDir() string { return p.dataDir }
 
 // LogPath returns the server's log file.
-func (p *Postgres) LogPath() string { return p.logPath }
+func (p *Cluster) LogPath() string { return p.logPath }
 
 // CreateDatabase creates a database on this cluster and returns its URL.
-func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, error) {
+func (p *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
 	return CreateDatabase(ctx, p.URL("postgres"), name)
 }
 
 // Restart stops the server, disconnecting every client, and starts it again
 // on the same port and data (pg_ctl restart -m fast). It returns once the
 // server accepts connections again.
-func (p *Postgres) Restart(ctx context.Context) error {
+func (p *Cluster) Restart(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.killed {
@@ -187,10 +186,10 @@ func (p *Postgres) Restart(ctx context.Context) error {
 }
 
 // Stop stops the server (pg_ctl stop -m fast) and removes the temporary
-// directories devstack created. A Postgres cannot be started again; to resume
-// a cluster, call StartPostgres with the same DataDir (and Port). Calling Stop
-// more than once is harmless.
-func (p *Postgres) Stop() error {
+// directories made for it. A Cluster cannot be started again; to resume a
+// cluster, call Start with the same DataDir (and Port). Calling Stop more
+// than once is harmless.
+func (p *Cluster) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -209,50 +208,9 @@ func (p *Postgres) Stop() error {
 	return nil
 }
 
-// Kill stops the server as a crash of its host would: SIGKILL to the
-// postmaster and every one of its processes, nothing flushed, no
-// shutdown checkpoint, clients cut off mid-statement. It returns once the
-// postmaster is gone and its port refuses connections. The data directory
-// stays (StartPostgres on it runs crash recovery); Stop still removes the
-// temporary directories.
-func (p *Postgres) Kill() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped || p.killed {
-		return errors.New("postgres: kill: not running")
-	}
-	pid, err := p.postmasterPID()
-	if err != nil {
-		return fmt.Errorf("postgres: kill: %w", err)
-	}
-	// Every server process is a child of the postmaster, each in a session
-	// of its own (so no process group holds them all). Stopped first, the
-	// postmaster forks no new child while they are killed: they die
-	// together, and no walsender outlives it to send a little more WAL.
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return fmt.Errorf("postgres: kill postmaster %d: %w", pid, err)
-	}
-	pids := append(children(pid), pid)
-	for _, c := range pids {
-		if err := syscall.Kill(c, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("postgres: kill server process %d: %w", c, err)
-		}
-	}
-	p.killed = true
-	deadline := time.Now().Add(30 * time.Second)
-	for slices.ContainsFunc(pids, alive) || p.accepts() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres: server processes %v still running 30s after SIGKILL", pids)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	p.log.Info("postgres killed", "port", p.port, "pid", pid)
-	return nil
-}
-
 // Promote ends recovery of a standby (pg_ctl promote -w): it returns once
 // the server accepts writes.
-func (p *Postgres) Promote(ctx context.Context) error {
+func (p *Cluster) Promote(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || p.killed {
@@ -265,73 +223,9 @@ func (p *Postgres) Promote(ctx context.Context) error {
 	return nil
 }
 
-// postmasterPID reads the postmaster's pid from the first line of
-// postmaster.pid.
-func (p *Postgres) postmasterPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(p.dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("postmaster.pid: no pid in %q", line)
-	}
-	return pid, nil
-}
-
-// children returns the pids of the processes whose parent is pid.
-func children(pid int) []int {
-	entries, _ := os.ReadDir("/proc") // unreadable: none found
-	var pids []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			pids = append(pids, child)
-		}
-	}
-	return pids
-}
-
-// accepts reports whether something accepts TCP connections on the port.
-func (p *Postgres) accepts() bool {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
-	if err != nil {
-		return false
-	}
-	_ = c.Close()
-	return true
-}
-
-// alive reports whether process pid exists and is not a zombie: a killed
-// postmaster's parent is init, which may take its time to reap it.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return syscall.Kill(pid, 0) == nil // no /proc: a zombie counts as alive
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 // prepareDirs settles where the cluster, its log and its socket live, and
 // makes them usable by the server's OS user.
-func (p *Postgres) prepareDirs(dataDir string) error {
+func (p *Cluster) prepareDirs(dataDir string) error {
 	if dataDir == "" {
 		tmp, err := os.MkdirTemp("", "eventbus-pg-")
 		if err != nil {
@@ -394,7 +288,7 @@ func (p *Postgres) prepareDirs(dataDir string) error {
 	return nil
 }
 
-func (p *Postgres) removeDirs() {
+func (p *Cluster) removeDirs() {
 	for _, dir := range []string{p.sockDir, p.tempDir} {
 		if dir != "" {
 			if err := os.RemoveAll(dir); err != nil {
@@ -404,78 +298,21 @@ func (p *Postgres) removeDirs() {
 	}
 }
 
-func (p *Postgres) initdb(ctx context.Context, fast bool) error {
+func (p *Cluster) initdb(ctx context.Context, fast bool) error {
 	args := []string{"-D", p.dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"}
 	if fast {
 		args = append(args, "--no-sync")
 	}
 	if out, err := p.command(ctx, "initdb", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("postgres: initdb %s: %w\n%s", p.dataDir, err, tail(out))
+		return fmt.Errorf("postgres: initdb %s: %w\n%s", p.dataDir, err, serverlog.Tail(out))
 	}
 	p.log.Info("postgres cluster created", "data_dir", p.dataDir)
 	return nil
 }
 
-// configFile holds the settings devstack owns; postgresql.conf includes it.
-const configFile = "devstack.conf"
-
-// includeConfig makes postgresql.conf include configFile, once.
-func (p *Postgres) includeConfig() error {
-	path := filepath.Join(p.dataDir, "postgresql.conf")
-	conf, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("postgres: read config: %w", err)
-	}
-	include := fmt.Sprintf("include_if_exists = '%s'", configFile)
-	if bytes.Contains(conf, []byte(include)) {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	_, err = fmt.Fprintf(f, "\n# Settings managed by eventbus devstack, rewritten before each start.\n%s\n", include)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	return nil
-}
-
-// writeConfig writes the settings of the next start (or reload) to configFile.
-func (p *Postgres) writeConfig() error {
-	settings := []string{
-		"listen_addresses = '127.0.0.1'",
-		fmt.Sprintf("port = %d", p.port),
-		"unix_socket_directories = " + quote(p.sockDir),
-		// Logical replication, with room for the slots of many parallel tests.
-		"wal_level = logical",
-		"max_replication_slots = 64",
-		"max_wal_senders = 64",
-		// Parallel tests each open a pool and a replication connection.
-		"max_connections = 200",
-	}
-	if p.fast {
-		settings = append(settings, "fsync = off", "full_page_writes = off")
-	}
-	settings = append(settings, p.settings...)
-	conf := "# Written by eventbus devstack before each start; edits are lost.\n" +
-		strings.Join(settings, "\n") + "\n"
-	path := filepath.Join(p.dataDir, configFile)
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	if err := p.run.chown(path); err != nil {
-		return fmt.Errorf("postgres: write config: %w", err)
-	}
-	return nil
-}
-
 // pgctl runs pg_ctl start, restart, stop or promote and waits for it to
 // finish.
-func (p *Postgres) pgctl(ctx context.Context, action string) error {
+func (p *Cluster) pgctl(ctx context.Context, action string) error {
 	args := []string{action, "-D", p.dataDir, "-w", "-t", "60"}
 	switch action {
 	case "start", "restart":
@@ -486,23 +323,20 @@ func (p *Postgres) pgctl(ctx context.Context, action string) error {
 	case "restart", "stop":
 		args = append(args, "-m", "fast")
 	}
-	var logOffset int64
-	if fi, err := os.Stat(p.logPath); err == nil {
-		logOffset = fi.Size()
-	}
+	logOffset := serverlog.End(p.logPath)
 	out, err := p.command(ctx, "pg_ctl", args...).CombinedOutput()
 	if err == nil {
 		return nil
 	}
-	serverLog := readFrom(p.logPath, logOffset)
-	err = fmt.Errorf("postgres: pg_ctl %s (port %d): %w\n%s%s", action, p.port, err, tail(out), tail(serverLog))
+	serverLog := serverlog.ReadFrom(p.logPath, logOffset)
+	err = fmt.Errorf("postgres: pg_ctl %s (port %d): %w\n%s%s", action, p.port, err, serverlog.Tail(out), serverlog.Tail(serverLog))
 	if bytes.Contains(serverLog, []byte("Address already in use")) {
 		err = portInUseError{err}
 	}
 	return err
 }
 
-func (p *Postgres) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+func (p *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(p.binDir, name), args...)
 	// The server's user may not be allowed into our working directory, and
 	// English messages are what pgctl looks for.
@@ -525,37 +359,4 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	return port, nil
-}
-
-// quote makes s a single-quoted postgresql.conf value.
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
-// readFrom returns the content of path from offset on; nil when unreadable.
-func readFrom(path string, offset int64) []byte {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil
-	}
-	b, _ := io.ReadAll(f)
-	return b
-}
-
-// tail returns the last lines of a command's output or a log, for an error.
-func tail(b []byte) string {
-	const maxLines = 20
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > maxLines {
-		lines = lines[len(lines)-maxLines:]
-	}
-	s := strings.Join(lines, "\n")
-	if s == "" {
-		return ""
-	}
-	return s + "\n"
 }

@@ -1,4 +1,4 @@
-package devstack_test
+package pgcluster_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/devstack"
+	"github.com/eventbus/eventbus/internal/devstack/pgcluster"
 	"github.com/eventbus/eventbus/internal/testenv"
 )
 
@@ -21,7 +21,7 @@ func TestStandbyPromotedAfterKillHasTheFailoverSlot(t *testing.T) {
 	t.Parallel()
 	testenv.RequirePostgres(t, 170000)
 	ctx := t.Context()
-	primary, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{
+	primary, err := pgcluster.Start(ctx, pgcluster.Options{
 		Fast: true, BinDir: os.Getenv(testenv.PGBinDirEnv), Log: testenv.Logger(t),
 		Settings: []string{"application_name = 'devstack_settings'"},
 	})
@@ -32,7 +32,7 @@ func TestStandbyPromotedAfterKillHasTheFailoverSlot(t *testing.T) {
 	p := connect(t, primary.URL("postgres"))
 	var app, syncSlots string
 	require.NoError(t, p.QueryRow(ctx, `SELECT current_setting('application_name'), current_setting('synchronized_standby_slots')`).Scan(&app, &syncSlots))
-	require.Equal(t, "devstack_settings", app, "PostgresOptions.Settings are in effect")
+	require.Equal(t, "devstack_settings", app, "Options.Settings are in effect")
 	require.Equal(t, "standby1", syncSlots)
 
 	_, err = p.Exec(ctx, `CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 100)`)

@@ -1,4 +1,4 @@
-package devstack
+package pgcluster
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func findBinDir(ctx context.Context) (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin") // the pattern is valid
 	dirs = slices.DeleteFunc(dirs, func(d string) bool { return !isExecutable(filepath.Join(d, "initdb")) })
 	if len(dirs) == 0 {
-		return "", ErrPostgresNotFound
+		return "", ErrNotInstalled
 	}
 	version := func(dir string) float64 {
 		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(dir)), 64) // "15", "9.6"
