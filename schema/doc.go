@@ -26,6 +26,8 @@
 //	0010_null_status_is_pending  an index for rows whose status is NULL
 //	0011_slot_state_timeline  eventbus_slot_state.timeline: a promoted standby's
 //	                        slot is recognized and its pending rows backfilled
+//	0012_redrive_null_columns  process_pending_events hands back rows whose
+//	                        status or created_at is NULL
 //
 // Migrate takes a session advisory lock (a fixed key, per database) for its whole
 // run, so concurrent runs — several relays starting at once — apply each
