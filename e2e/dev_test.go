@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -143,6 +144,7 @@ func TestDevEnvironment(t *testing.T) {
 	require.NoError(t, err)
 	natsPort := holder.Addr().(*net.TCPAddr).Port
 
+	started := time.Now()
 	dev := startDev(t, dir, pgPort, natsPort, httpPort)
 	dev.waitOutput(devReady, 1, 3*time.Minute)
 	out := dev.out.String()
@@ -211,6 +213,17 @@ func TestDevEnvironment(t *testing.T) {
 		}
 		return m.Header.Get("Nats-Msg-Id") == id, fmt.Sprintf("last message %s, want %s", m.Header.Get("Nats-Msg-Id"), id)
 	})
+	// ... and the monitor shows it processed, through the address .dev/env
+	// gives another shell.
+	require.Equal(t, httpAddr, env["EVENTBUS_HTTP_ADDR"], ".dev/env has the HTTP address")
+	eventually(t, 30*time.Second, func() (bool, string) {
+		code, _, body := apiGet(t, env["EVENTBUS_HTTP_ADDR"], "/api/events/"+id, token)
+		var got struct{ Status string }
+		_ = json.Unmarshal([]byte(body), &got)
+		return code == http.StatusOK && got.Status == "processed", fmt.Sprintf("monitor: %d %s", code, body)
+	})
+	t.Logf("first start to the published event processed in the monitor (with a relay kill on the way): %s",
+		time.Since(started).Round(time.Second))
 
 	// Ctrl-C: everything stops, cleanly.
 	require.Equal(t, 0, dev.stopWith(os.Interrupt, 60*time.Second), "%s", dev.out.String())

@@ -84,11 +84,17 @@ func adminToken(fromEnv, path string) (string, tokenSource, error) {
 func (d devEnv) writeEnvFile(path string) error {
 	var b strings.Builder
 	b.WriteString("# Written by eventbus-dev (make run) at every start; in another shell: source " + filepath.Join(d.dir, "env") + "\n")
-	for _, kv := range [][2]string{
+	vars := [][2]string{
 		{"EVENTBUS_DATABASE_URL", d.databaseURL},
 		{"EVENTBUS_NATS_URL", d.natsURL},
 		{"EVENTBUS_ADMIN_TOKEN", d.adminToken},
-	} {
+	}
+	if d.httpAddr != "" {
+		// The port may have fallen back to a free one: doctor (a running
+		// relay's /readyz) and curl in another shell need the real one.
+		vars = append(vars, [2]string{"EVENTBUS_HTTP_ADDR", d.httpAddr})
+	}
+	for _, kv := range vars {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".env-*") // mode 0600
@@ -227,7 +233,7 @@ func (d devEnv) printBanner(w io.Writer, notReady string) {
 	switch d.tokenSource {
 	case tokenGenerated:
 		if d.httpAddr != "" {
-			line("admin token", "new, in the link above; kept in "+filepath.Join(d.dir, "admin-token")+" and .dev/env; printed only this once")
+			line("admin token", "new, in the link above; kept in "+filepath.Join(d.dir, "admin-token")+" and "+envFile+"; printed only this once")
 		} else {
 			line("admin token", d.adminToken)
 			line("", "(new: kept in "+filepath.Join(d.dir, "admin-token")+"; printed only this once)")
@@ -238,7 +244,7 @@ func (d devEnv) printBanner(w io.Writer, notReady string) {
 		line("admin token", "yours, from EVENTBUS_ADMIN_TOKEN")
 	}
 	fmt.Fprintf(&b, "\n  In another terminal, in this directory:\n\n")
-	fmt.Fprintf(&b, "    source %s      # EVENTBUS_DATABASE_URL, EVENTBUS_NATS_URL, EVENTBUS_ADMIN_TOKEN\n", envFile)
+	fmt.Fprintf(&b, "    source %s      # EVENTBUS_DATABASE_URL, EVENTBUS_NATS_URL, EVENTBUS_ADMIN_TOKEN, EVENTBUS_HTTP_ADDR\n", envFile)
 	fmt.Fprintf(&b, "    %s tail &\n", bin)
 	fmt.Fprintf(&b, "    %s publish --event-type demo.hello --aggregate-type demo --aggregate-id 1 --payload '{\"hello\": \"world\"}'\n", bin)
 	fmt.Fprintf(&b, "\n  Ctrl-C stops the relay, then NATS and PostgreSQL.\n\n")

@@ -122,7 +122,7 @@ func TestAdminTokenIsGeneratedOnceAndKept(t *testing.T) {
 func TestEnvFileIsSourceable(t *testing.T) {
 	dir := t.TempDir()
 	d := devEnv{dir: dir, databaseURL: "postgres://postgres@127.0.0.1:54329/postgres?sslmode=disable&application_name=it's",
-		natsURL: "nats://127.0.0.1:42229", adminToken: "0123456789abcdef0123"}
+		natsURL: "nats://127.0.0.1:42229", adminToken: "0123456789abcdef0123", httpAddr: "127.0.0.1:8081"}
 	path := filepath.Join(dir, "env")
 	require.NoError(t, d.writeEnvFile(path))
 	fi, err := os.Stat(path)
@@ -132,9 +132,9 @@ func TestEnvFileIsSourceable(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, regexp.MustCompile(`(?m)^export EVENTBUS_DATABASE_URL=`), string(b))
 
-	out, err := exec.Command("sh", "-c", `. "$1" && printf '%s\n%s\n%s\n' "$EVENTBUS_DATABASE_URL" "$EVENTBUS_NATS_URL" "$EVENTBUS_ADMIN_TOKEN"`, "sh", path).Output()
+	out, err := exec.Command("sh", "-c", `. "$1" && printf '%s\n%s\n%s\n%s\n' "$EVENTBUS_DATABASE_URL" "$EVENTBUS_NATS_URL" "$EVENTBUS_ADMIN_TOKEN" "$EVENTBUS_HTTP_ADDR"`, "sh", path).Output()
 	require.NoError(t, err)
-	assert.Equal(t, d.databaseURL+"\n"+d.natsURL+"\n"+d.adminToken+"\n", string(out))
+	assert.Equal(t, d.databaseURL+"\n"+d.natsURL+"\n"+d.adminToken+"\n"+d.httpAddr+"\n", string(out), "the HTTP address too: its port may have fallen back")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file left behind")
