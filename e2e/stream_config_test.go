@@ -153,3 +153,27 @@ func TestAnotherStreamOnTheSubjectsNeverAcksAnEvent(t *testing.T) {
 	e.assertStreamHoldsOnce([]string{id})
 	relay.requireRunning()
 }
+
+// A missing <STREAM> that cannot be created because another stream already
+// binds <prefix>.> (or part of it) is refused at start, like a stream that
+// does not bind it: one line naming both streams, exit non-zero (before: the
+// relay retried creating it forever).
+func TestMissingStreamOverlappingAnotherIsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	other := e.stream + "_leads"
+	_, err := e.jetStream().CreateStream(t.Context(), jetstream.StreamConfig{Name: other, Subjects: []string{"events.lead.>"}})
+	require.NoError(t, err)
+
+	relay := e.startRelay()
+	select {
+	case <-relay.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("relay did not exit:\n%s", relay.out.String())
+	}
+	require.Error(t, relay.err, "exit code")
+	out := relay.out.String()
+	assert.Contains(t, out, fmt.Sprintf("cannot create stream %s over events.>: stream %s binds subjects in it", e.stream, other))
+	assert.Equal(t, 1, strings.Count(out, "cannot create stream"), "one line:\n%s", out)
+	assert.NotContains(t, out, "panic")
+}
