@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -96,20 +97,17 @@ type Config struct {
 
 // Duration is the type of every duration variable: a Go duration ("500ms",
 // "30s", "5m", "1h30m"), or whole days optionally followed by one ("7d",
-// "1d12h"); "0" is zero. Logs print it as text.
+// "1d12h"); zero in any unit ("0", "0s", "0d") is zero. A negative value
+// decodes, for Validate to refuse by name. Logs print it as text.
 type Duration time.Duration
 
 // Decode implements envconfig.Decoder.
 func (d *Duration) Decode(v string) error {
 	v = strings.TrimSpace(v)
-	if v == "0" {
-		*d = 0
-		return nil
-	}
 	neg := strings.HasPrefix(v, "-")
-	p, err := ParseAge(strings.TrimPrefix(v, "-"))
-	if err != nil {
-		return err
+	p, ok := parseDays(strings.TrimPrefix(v, "-"))
+	if !ok {
+		return fmt.Errorf("%q is not a duration", v)
 	}
 	if neg {
 		p = -p
@@ -123,27 +121,33 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // ParseAge parses a positive Go duration, or whole days optionally followed
 // by one ("30d", "1d12h").
 func ParseAge(v string) (time.Duration, error) {
-	bad := fmt.Errorf("%q is not a positive duration such as 30d, 36h or 90m", v)
+	d, ok := parseDays(v)
+	if !ok || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration such as 30d, 36h or 90m", v)
+	}
+	return d, nil
+}
+
+// parseDays parses a Go duration that is not negative, or whole days
+// optionally followed by one.
+func parseDays(v string) (time.Duration, bool) {
 	var d time.Duration
 	rest := v
 	if days, after, ok := strings.Cut(v, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 0 || n > 100*365 {
-			return 0, bad
+			return 0, false
 		}
 		d, rest = time.Duration(n)*24*time.Hour, after
 	}
 	if rest != "" {
 		r, err := time.ParseDuration(rest)
 		if err != nil || r < 0 {
-			return 0, bad
+			return 0, false
 		}
 		d += r
 	}
-	if d <= 0 {
-		return 0, bad
-	}
-	return d, nil
+	return d, v != ""
 }
 
 // Error is a configuration problem tied to one variable.
@@ -171,12 +175,16 @@ func Load() (Config, error) {
 	return c, c.Validate()
 }
 
+// typeWord describes what a variable of the Go type t (as envconfig names
+// it: "int", "config.Duration") takes.
 func typeWord(t string) string {
 	switch t {
 	case "int":
 		return "an integer"
-	case "Duration":
-		return "a duration such as 500ms, 30s, 5m, 1h or 7d"
+	case "bool":
+		return "true or false"
+	case reflect.TypeFor[Duration]().String():
+		return "a duration such as 30s, 5m, 1h or 7d"
 	default:
 		return "a " + t
 	}
@@ -273,29 +281,40 @@ func (c Config) Validate() error {
 	if c.PublishWindow < 1 || c.PublishWindow > 1<<20 {
 		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)
 	}
-	for name, d := range map[string]time.Duration{
-		"STATUS_FLUSH_INTERVAL": time.Duration(c.StatusFlushInterval),
-		"STANDBY_INTERVAL":      time.Duration(c.StandbyInterval),
-		"SHUTDOWN_TIMEOUT":      time.Duration(c.ShutdownTimeout),
-	} {
-		if d <= 0 {
-			return bad(name, "must be a positive duration, got %s", d)
+	// No duration may be negative; every Duration field is checked, so a
+	// new one cannot be missed.
+	ct, cv := reflect.TypeFor[Config](), reflect.ValueOf(c)
+	for i := range ct.NumField() {
+		if d, ok := cv.Field(i).Interface().(Duration); ok && d < 0 {
+			return &Error{Variable: ct.Field(i).Tag.Get("envconfig"), Problem: fmt.Sprintf("must not be negative, got %s", d)}
 		}
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{
+		{"STATUS_FLUSH_INTERVAL", c.StatusFlushInterval},
+		{"STANDBY_INTERVAL", c.StandbyInterval},
+		{"REDRIVE_AFTER", c.RedriveAfter},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	} {
+		if f.d == 0 {
+			return bad(f.name, "must be a positive duration, got %s", f.d)
+		}
+	}
+	// JetStream refuses a stream whose limits break these rules, and the
+	// relay would retry creating it forever.
+	if w := time.Duration(c.DuplicateWindow); w != 0 && w < 100*time.Millisecond {
+		return bad("DUPLICATE_WINDOW", "must be 0 (JetStream's 2 minutes) or at least 100ms, got %s", w)
+	}
+	if a := time.Duration(c.StreamMaxAge); a != 0 && a < 100*time.Millisecond {
+		return bad("STREAM_MAX_AGE", "must be 0 (unlimited) or at least 100ms, got %s", a)
 	}
 	if w, a := c.DuplicateWindow, c.StreamMaxAge; a != 0 && w > a {
 		return bad("DUPLICATE_WINDOW", "must not be longer than EVENTBUS_STREAM_MAX_AGE (%s), got %s", a, w)
 	}
 	if r := time.Duration(c.Retention); r != 0 && r < time.Hour {
 		return bad("RETENTION", "must be 0 (off) or at least 1h, got %s", r)
-	}
-	if c.RedriveInterval < 0 {
-		return bad("REDRIVE_INTERVAL", "must not be negative (0 disables), got %s", c.RedriveInterval)
-	}
-	if c.RedriveAfter <= 0 {
-		return bad("REDRIVE_AFTER", "must be a positive duration, got %s", c.RedriveAfter)
-	}
-	if c.HeartbeatInterval < 0 {
-		return bad("HEARTBEAT_INTERVAL", "must not be negative (0 disables), got %s", c.HeartbeatInterval)
 	}
 	if time.Duration(c.StandbyInterval) > 10*time.Second {
 		return bad("STANDBY_INTERVAL", "must be at most 10s so the server does not time the relay out, got %s", c.StandbyInterval)

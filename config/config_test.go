@@ -258,3 +258,93 @@ func TestRedactorHidesEverySecret(t *testing.T) {
 	assert.Equal(t, "password=xxxxx", kv.Redactor().Replace("password=kvpass"), "key=value connection strings too")
 	assert.Equal(t, "nothing secret", Config{NATSURL: "nats://n:4222"}.Redactor().Replace("nothing secret"))
 }
+
+// Negative durations and counts mean nothing here: each is refused in one
+// line naming its variable, and so is a value JetStream would refuse when the
+// relay creates the stream (the relay would retry that forever).
+func TestOutOfRangeValuesNameTheVariable(t *testing.T) {
+	for _, tc := range []struct {
+		env      map[string]string
+		variable string
+		problem  string
+	}{
+		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "-1m"}, "EVENTBUS_DUPLICATE_WINDOW", "must not be negative"},
+		{map[string]string{"EVENTBUS_STREAM_MAX_AGE": "-1h"}, "EVENTBUS_STREAM_MAX_AGE", "must not be negative"},
+		{map[string]string{"EVENTBUS_STREAM_MAX_AGE": "-1h", "EVENTBUS_DUPLICATE_WINDOW": "0"}, "EVENTBUS_STREAM_MAX_AGE", "must not be negative"},
+		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "50ms"}, "EVENTBUS_DUPLICATE_WINDOW", "at least 100ms"},
+		{map[string]string{"EVENTBUS_STREAM_MAX_AGE": "50ms", "EVENTBUS_DUPLICATE_WINDOW": "0"}, "EVENTBUS_STREAM_MAX_AGE", "at least 100ms"},
+		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "2h", "EVENTBUS_STREAM_MAX_AGE": "1h"}, "EVENTBUS_DUPLICATE_WINDOW", "must not be longer than EVENTBUS_STREAM_MAX_AGE"},
+		{map[string]string{"EVENTBUS_RETENTION": "-30d"}, "EVENTBUS_RETENTION", "must not be negative"},
+		{map[string]string{"EVENTBUS_REDRIVE_AFTER": "0s"}, "EVENTBUS_REDRIVE_AFTER", "must be a positive duration"},
+		{map[string]string{"EVENTBUS_SHUTDOWN_TIMEOUT": "0"}, "EVENTBUS_SHUTDOWN_TIMEOUT", "must be a positive duration"},
+		{map[string]string{"EVENTBUS_MAX_RETRIES": "-1"}, "EVENTBUS_MAX_RETRIES", "must be at least 1"},
+		{map[string]string{"EVENTBUS_PUBLISH_WINDOW": "-1"}, "EVENTBUS_PUBLISH_WINDOW", "must be between 1 and"},
+		{map[string]string{"EVENTBUS_HEARTBEAT_INTERVAL": "soon"}, "EVENTBUS_HEARTBEAT_INTERVAL", `invalid value "soon": want a duration such as 30s, 5m, 1h or 7d`},
+		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "1d-1h"}, "EVENTBUS_DUPLICATE_WINDOW", "want a duration such as 30s, 5m, 1h or 7d"},
+		{map[string]string{"EVENTBUS_MAX_RETRIES": "five"}, "EVENTBUS_MAX_RETRIES", `invalid value "five": want an integer`},
+		{map[string]string{"EVENTBUS_SLOT_FAILOVER": "yes"}, "EVENTBUS_SLOT_FAILOVER", `invalid value "yes": want true or false`},
+	} {
+		t.Run(tc.variable+"="+tc.env[tc.variable], func(t *testing.T) {
+			unsetAll(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.variable, ce.Variable, "%v", err)
+			assert.Contains(t, ce.Problem, tc.problem)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+// Every duration variable, present and future, refuses a negative value.
+func TestNoDurationMayBeNegative(t *testing.T) {
+	ct := reflect.TypeFor[Config]()
+	n := 0
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		if f.Type != reflect.TypeFor[Duration]() {
+			continue
+		}
+		n++
+		variable := f.Tag.Get("envconfig")
+		t.Run(variable, func(t *testing.T) {
+			unsetAll(t)
+			t.Setenv(variable, "-1s")
+			_, err := Load()
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, variable, ce.Variable, "%v", err)
+			assert.Equal(t, "must not be negative, got -1s", ce.Problem)
+		})
+	}
+	require.GreaterOrEqual(t, n, 9, "the duration fields were found")
+}
+
+// 0s is 0, in any unit (CONTRACT v2: 30s, 5m, 1h, 7d); the stream's two
+// durations may be equal, and the window is free when the age is unlimited.
+func TestZeroInAnyUnitAndStreamLimits(t *testing.T) {
+	for _, zero := range []string{"0", "0s", "0m", "0h", "0d", "0ms"} {
+		unsetAll(t)
+		for _, v := range []string{"EVENTBUS_DUPLICATE_WINDOW", "EVENTBUS_STREAM_MAX_AGE", "EVENTBUS_HEARTBEAT_INTERVAL",
+			"EVENTBUS_REDRIVE_INTERVAL", "EVENTBUS_RETENTION"} {
+			t.Setenv(v, zero)
+		}
+		c, err := Load()
+		require.NoError(t, err, zero)
+		assert.Zero(t, c.DuplicateWindow, zero)
+		assert.Zero(t, c.StreamMaxAge, zero)
+		assert.Zero(t, c.HeartbeatInterval, zero)
+		assert.Zero(t, c.RedriveInterval, zero)
+		assert.Zero(t, c.Retention, zero)
+	}
+	for window, age := range map[string]string{"1h": "1h", "30d": "0", "100ms": "100ms"} {
+		unsetAll(t)
+		t.Setenv("EVENTBUS_DUPLICATE_WINDOW", window)
+		t.Setenv("EVENTBUS_STREAM_MAX_AGE", age)
+		_, err := Load()
+		assert.NoError(t, err, "window %s, max age %s", window, age)
+	}
+}

@@ -14,7 +14,8 @@ import (
 var ErrRejected = errors.New("event rejected")
 
 // ErrStreamUnusable means the configured stream cannot take the relay's
-// events (it does not bind <prefix>.>); retrying will not help.
+// events (it does not bind <prefix>.>, or it is missing and another stream
+// binds subjects under <prefix>.>); retrying will not help.
 var ErrStreamUnusable = errors.New("stream unusable")
 
 // RejectedError is a per-event failure with a reason meant for error_message.

@@ -149,7 +149,8 @@ func (p *Publisher) Connected() bool { return p.nc.IsConnected() }
 // existing stream is left as the operator configured it, but it must bind
 // every subject the relay publishes to: one that does not is refused with
 // ErrStreamUnusable, naming its subjects, since an event no stream takes
-// could never be marked.
+// could never be marked. So is a missing stream that cannot be created
+// because another stream binds some of those subjects.
 func (p *Publisher) EnsureStream(ctx context.Context) error {
 	want := p.opts.SubjectPrefix + ".>"
 	s, err := p.js.Stream(ctx, p.opts.Stream)
@@ -176,12 +177,34 @@ func (p *Publisher) EnsureStream(ctx context.Context) error {
 		Duplicates: p.opts.DuplicateWindow,
 		MaxAge:     p.opts.MaxAge,
 	})
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeSubjectOverlap {
+		return fmt.Errorf("%w: cannot create stream %s over %s: stream %s binds subjects in it: set EVENTBUS_STREAM to that stream if it is the relay's, or remove them from it",
+			ErrStreamUnusable, p.opts.Stream, want, strings.Join(p.streamsOver(ctx, want), ", "))
+	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return natsconn.Unreachable(ctx, p.nc, p.opts.URL, fmt.Errorf("create stream %s over %s: %w", p.opts.Stream, want, err))
 	}
 	p.log.Info("stream created", "stream", p.opts.Stream, "subjects", want,
 		"duplicate_window", p.opts.DuplicateWindow.String(), "max_age", p.opts.MaxAge.String())
 	return nil
+}
+
+// errCodeSubjectOverlap is JetStream's "subjects overlap with an existing
+// stream" (JSStreamSubjectOverlapErr), which nats.go does not name.
+const errCodeSubjectOverlap jetstream.ErrorCode = 10065
+
+// streamsOver names the streams that bind subjects matching filter, for an
+// error message: "another" when the server does not say.
+func (p *Publisher) streamsOver(ctx context.Context, filter string) []string {
+	var names []string
+	l := p.js.StreamNames(ctx, jetstream.WithStreamListSubject(filter))
+	for name := range l.Name() {
+		names = append(names, name)
+	}
+	if l.Err() != nil || len(names) == 0 {
+		return []string{"another"}
+	}
+	return names
 }
 
 // StreamReady reports whether the stream answers: its leader (the
