@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,6 +40,9 @@ type acker struct {
 	// the dispatcher puts one in before each publish, the acker takes it out
 	// once the event's PubAck arrived or the event failed for good.
 	window chan struct{}
+	// failing holds why publishes are being sent again, for the relay's
+	// readiness; empty while PubAcks arrive.
+	failing *atomic.Value
 }
 
 // run collects acks until acks is closed, ctx ends or a status write fails,
@@ -202,6 +206,9 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				waiting = nil
 				acked(f)
 				retry.reset()
+				if resent {
+					a.failing.Store("")
+				}
 				resent = false
 				break wait
 			case ctx.Err() != nil:
@@ -229,6 +236,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				return fmt.Errorf("publish event %s: %w", f.ev.ID, err)
 			default:
 				flush()
+				a.failing.Store(err.Error())
 				wait := retry.next()
 				a.log.Warn("publish failed; sending the unacked events again", "id", f.ev.ID, "err", err, "retry_in", wait.Round(time.Millisecond).String())
 				if !sleep(ctx, wait) {

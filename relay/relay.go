@@ -58,6 +58,10 @@ type Relay struct {
 
 	streaming    atomic.Bool
 	notStreaming atomic.Value // string: why the last session ended, for Readiness
+	// publishFailing is why the current session's publishes fail and are
+	// being sent again (a PubAck timeout, a refusal by another stream);
+	// empty once one is acked again.
+	publishFailing atomic.Value
 	unmarked     unmarked     // acked by JetStream, not marked; see unmarked
 }
 
@@ -95,8 +99,10 @@ func (r *Relay) Ready() bool {
 
 // Readiness is Ready with the reason when not ready: the replication stream
 // is not running (a standby, or a session starting or retrying after a
-// failure: the last one is named), NATS is disconnected, or the stream is
-// missing. A slow broker is ready: it is back-pressure, not an outage.
+// failure: the last one is named), NATS is disconnected, the stream is
+// missing, or publishes fail and are being sent again (no PubAck within the
+// timeout, the subjects taken by another stream). A slow broker is ready: it
+// is back-pressure, not an outage.
 func (r *Relay) Readiness() (ok bool, reason string) {
 	switch {
 	case !r.pub.Connected():
@@ -106,6 +112,9 @@ func (r *Relay) Readiness() (ok bool, reason string) {
 			return false, "not streaming from the replication slot: " + why
 		}
 		return false, "not streaming from the replication slot yet"
+	}
+	if why, _ := r.publishFailing.Load().(string); why != "" {
+		return false, "publishing fails, retrying: " + why
 	}
 	return true, ""
 }
