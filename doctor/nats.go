@@ -81,9 +81,10 @@ func (o Options) checkStream(ctx context.Context) []Result {
 		out = append(out, ok("stream limits", "max age %s, max bytes %d, max messages %d", cfg.MaxAge, cfg.MaxBytes, cfg.MaxMsgs))
 	}
 	if cfg.Replicas < 3 {
-		// The server's sync_interval is not visible to clients.
-		out = append(out, warn("durability", "run the server with jetstream { sync_interval: always }, or use R3 across failure domains (README, Broker durability)",
-			"%d replica(s): a PubAck means on disk only if the server fsyncs every write (sync_interval: always), which clients cannot see", cfg.Replicas))
+		// A client cannot read the server's sync_interval: every R1 stream
+		// warns, and the operator checks the server's config.
+		out = append(out, warn("durability", "check the NATS server's config for jetstream { sync_interval: always }, or use R3 across failure domains (README, Broker durability)",
+			"%d replica(s): a PubAck means on disk only if the server fsyncs every write (sync_interval: always); a client cannot read the server's sync_interval, so this warns whatever it is set to", cfg.Replicas))
 	} else {
 		out = append(out, ok("durability", "%d replicas", cfg.Replicas))
 	}

@@ -60,6 +60,13 @@ func TestDoctorFindsWhatIsBroken(t *testing.T) {
 		assert.Equal(t, "ok", st[c], "check %s: %s", c, r.stdout)
 	}
 	assert.Equal(t, "warn", st["durability"], "an R1 stream: durable only with sync_interval always")
+	for _, c := range rep.Results {
+		if c.Check == "durability" {
+			// Doctor cannot see the server's sync_interval and says so.
+			assert.Contains(t, c.Detail, "a client cannot read the server's sync_interval, so this warns whatever it is set to")
+			assert.Contains(t, c.Fix, "check the NATS server's config")
+		}
+	}
 
 	// Break four things.
 	_, err := e.db.Exec(ctx, `ALTER TABLE public.leads DISABLE TRIGGER on_lead_created;
