@@ -64,7 +64,7 @@ func (o Options) checkStream(ctx context.Context) []Result {
 		return one(fail(name, fmt.Sprintf("add %s to the subjects of %s, or set EVENTBUS_STREAM to a stream that binds it", want, o.Stream),
 			"%s binds %s, not %s: the relay refuses it", o.Stream, strings.Join(cfg.Subjects, ", "), want))
 	}
-	out := []Result{ok(name, "%s binds %s (%s storage, %d replica(s))", o.Stream, want, cfg.Storage, cfg.Replicas)}
+	out := []Result{ok(name, "%s binds %s (%s storage, %d replica(s))", o.Stream, want, strings.ToLower(cfg.Storage.String()), cfg.Replicas)}
 	if cfg.Storage == jetstream.MemoryStorage {
 		out = append(out, fail("stream storage", "recreate the stream with file storage", "%s keeps messages in memory: a server restart loses them", o.Stream))
 	}

@@ -15,13 +15,15 @@ import (
 )
 
 type doctorReport struct {
-	OK      bool `json:"ok"`
-	Results []struct {
-		Check  string `json:"check"`
-		Status string `json:"status"`
-		Detail string `json:"detail"`
-		Fix    string `json:"fix"`
-	} `json:"results"`
+	OK      bool           `json:"ok"`
+	Results []doctorResult `json:"results"`
+}
+
+type doctorResult struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix"`
 }
 
 func (e *env) doctor(kv ...string) (doctorReport, cliResult) {
@@ -30,6 +32,20 @@ func (e *env) doctor(kv ...string) (doctorReport, cliResult) {
 	var rep doctorReport
 	require.NoError(e.t, json.Unmarshal([]byte(r.stdout), &rep), "doctor --json: %s", r)
 	return rep, r
+}
+
+// result is the one result of check; the test fails when doctor printed
+// none or several.
+func (r doctorReport) result(t *testing.T, check string) doctorResult {
+	t.Helper()
+	var found []doctorResult
+	for _, c := range r.Results {
+		if c.Check == check {
+			found = append(found, c)
+		}
+	}
+	require.Len(t, found, 1, "results of check %q in %+v", check, r.Results)
+	return found[0]
 }
 
 // statuses maps each check to its status.
