@@ -13,13 +13,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/publisher"
 )
 
 func (o Options) checkNATS(ctx context.Context) []Result {
 	const name = "nats"
 	fix := "check EVENTBUS_NATS_URL, the credentials (EVENTBUS_NATS_CREDS, _NKEY, _CA, _CERT, _KEY) and that the server runs with JetStream (-js)"
-	if o.JS == nil {
+	switch {
+	case o.JS == nil && natsconn.Refused(o.NATSError):
+		return one(fail(name, "check the credentials and TLS settings (EVENTBUS_NATS_URL's user and password or token, EVENTBUS_NATS_CREDS, _NKEY, _CA, _CERT, _KEY) against the server's",
+			"NATS at %s refuses the connection as configured: %v", o.NATSURL, o.NATSError))
+	case o.JS == nil:
 		return one(fail(name, fix, "NATS at %s is unreachable: %v", o.NATSURL, o.NATSError))
 	}
 	if _, err := o.JS.AccountInfo(ctx); err != nil {

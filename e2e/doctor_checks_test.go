@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -170,4 +171,21 @@ func TestDoctorJudgesTheRunningRelay(t *testing.T) {
 	assert.Equal(t, "the relay at "+standby+" is not ready (503): not ready: not streaming from the replication slot: standby: the slot is in use by another relay", res.Detail)
 	assert.Contains(t, res.Fix, "a standby is not ready by design")
 	assert.Equal(t, "ok", doctorCheck(t, e, 0, "relay", "EVENTBUS_HTTP_ADDR="+active).Status)
+}
+
+// A server that refuses the configured credentials fails the nats check,
+// which says refused, not unreachable, and never prints the password.
+func TestDoctorNATSRefusesTheCredentials(t *testing.T) {
+	t.Parallel()
+	addr := secureNATS(t, func(o *server.Options) { o.Username, o.Password = "relay", "Right-Pa55word" })
+	e := setup(t)
+
+	res := doctorCheck(t, e, 1, "nats", "EVENTBUS_NATS_URL=nats://relay:Wrong-Pa55word@"+addr)
+	assert.Equal(t, "fail", res.Status)
+	assert.Equal(t, "NATS at nats://relay:xxxxx@"+addr+" refuses the connection as configured: nats: Authorization Violation", res.Detail)
+	assert.Contains(t, res.Fix, "credentials")
+	assert.NotContains(t, res.Detail+res.Fix, "Wrong-Pa55word")
+
+	res = doctorCheck(t, e, 0, "nats", "EVENTBUS_NATS_URL=nats://relay:Right-Pa55word@"+addr)
+	assert.Equal(t, "ok", res.Status, "the right password")
 }
