@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,7 +25,12 @@ type Options struct {
 	// SlotFailover is EVENTBUS_SLOT_FAILOVER: the failover check runs.
 	SlotFailover bool
 	Publication  string
-	RelayRole    string // EVENTBUS_RELAY_ROLE; empty skips its check
+	// RelayRole is EVENTBUS_RELAY_ROLE: its attributes and the grants of
+	// `eventbus migrate` are checked; empty skips that check.
+	RelayRole string
+	// Prune is EVENTBUS_RETENTION set: the relay deletes old events, and
+	// RelayRole needs DELETE too.
+	Prune bool
 	// JS is the NATS connection's JetStream; nil with NATSError set when the
 	// server could not be reached. NATSURL names it (redacted).
 	JS            jetstream.JetStream
@@ -39,7 +45,7 @@ type Options struct {
 func (o Options) checks() []check {
 	list := []check{o.checkDatabase}
 	if o.DB != nil {
-		list = append(list, o.checkServer, o.checkSchema, o.checkPublication, o.checkSlot,
+		list = append(list, o.checkServer, o.checkConnectionRole, o.checkSchema, o.checkPublication, o.checkSlot,
 			o.checkLeadTriggers, o.checkRLS, o.checkDefiners, o.checkProfiles)
 		if o.SlotFailover {
 			list = append(list, o.checkFailover)
@@ -279,23 +285,64 @@ func (o Options) checkProfiles(ctx context.Context) []Result {
 	return one(ok(name, "only trusted roles can write organization_id and role of public.profiles"))
 }
 
+// leastPrivilegeFix is the advice for a relay that connects as a superuser.
+const leastPrivilegeFix = "run the relay as a least-privilege role: create it, eventbus migrate with EVENTBUS_RELAY_ROLE naming it, " +
+	"then EVENTBUS_DATABASE_URL connecting as it (README, Running the relay as a least-privilege role)"
+
+// checkConnectionRole says which role the relay connects as: doctor
+// connects with the relay's EVENTBUS_DATABASE_URL.
+func (o Options) checkConnectionRole(ctx context.Context) []Result {
+	const name = "database role"
+	r, err := schema.InspectCurrentRole(ctx, o.DB)
+	if err != nil {
+		return one(fail(name, "", "%v", err))
+	}
+	also := ""
+	if o.RelayRole != "" && o.RelayRole != r.Name {
+		also = fmt.Sprintf(" (EVENTBUS_RELAY_ROLE is %s, which EVENTBUS_DATABASE_URL does not connect as)", o.RelayRole)
+	}
+	switch {
+	case r.Superuser:
+		return one(warn(name, leastPrivilegeFix,
+			"the relay connects as %s, a superuser: whatever it runs, and whoever has its password, may do anything in the cluster%s", r.Name, also))
+	case !r.Replication:
+		return one(fail(name, fmt.Sprintf("ALTER ROLE %s REPLICATION, or connect as the relay role (README, Running the relay as a least-privilege role)", pgx.Identifier{r.Name}.Sanitize()),
+			"the relay connects as %s, which lacks REPLICATION: it can neither create its slot nor stream from it%s", r.Name, also))
+	}
+	return one(ok(name, "the relay connects as %s: REPLICATION, not a superuser%s", r.Name, also))
+}
+
 func (o Options) checkRelayRole(ctx context.Context) []Result {
 	const name = "relay role"
+	role := pgx.Identifier{o.RelayRole}.Sanitize()
 	r, err := schema.InspectRole(ctx, o.DB, o.RelayRole)
 	switch {
 	case err != nil:
 		return one(fail(name, "", "%v", err))
 	case !r.Exists:
-		return one(fail(name, fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '…'; then eventbus migrate", o.RelayRole),
+		return one(fail(name, fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '…'; then eventbus migrate", role),
 			"%s does not exist", o.RelayRole))
 	case !r.Login || !r.Replication:
-		return one(fail(name, fmt.Sprintf("ALTER ROLE %s LOGIN REPLICATION", o.RelayRole),
+		return one(fail(name, fmt.Sprintf("ALTER ROLE %s LOGIN REPLICATION", role),
 			"%s needs LOGIN and REPLICATION (login %v, replication %v)", o.RelayRole, r.Login, r.Replication))
-	case r.Superuser:
-		return one(warn(name, "run the relay as a role without SUPERUSER (see README, least-privilege role)",
-			"%s is a superuser", o.RelayRole))
 	}
-	return one(ok(name, "%s: LOGIN, REPLICATION, not a superuser. REPLICATION lets it read every table through a slot of its own: "+
+	missing, err := schema.MissingRelayGrants(ctx, o.DB, o.RelayRole, schema.RelayRoleOptions{Prune: o.Prune})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
+		return nil // no schema: the schema check said so
+	case err != nil:
+		return one(fail(name, "", "%v", err))
+	case len(missing) > 0:
+		fix := fmt.Sprintf("eventbus migrate with EVENTBUS_RELAY_ROLE=%s, as the owner of public.event_bus, grants them", o.RelayRole)
+		if o.Prune {
+			fix += " (with EVENTBUS_RETENTION set, DELETE too)"
+		}
+		return one(fail(name, fix, "%s lacks what eventbus run needs: %s", o.RelayRole, strings.Join(missing, "; ")))
+	case r.Superuser:
+		return one(warn(name, leastPrivilegeFix, "%s is a superuser", o.RelayRole))
+	}
+	return one(ok(name, "%s: LOGIN, REPLICATION, not a superuser, with the grants of eventbus migrate. REPLICATION lets it read every table through a slot of its own: "+
 		"allow it replication connections only from the relay's hosts in pg_hba.conf (host replication %s <relay address>/32 scram-sha-256)",
 		o.RelayRole, o.RelayRole))
 }
