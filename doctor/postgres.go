@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,6 +52,7 @@ func (o Options) checks() []check {
 		if o.RelayRole != "" {
 			list = append(list, o.checkRelayRole)
 		}
+		list = append(list, o.checkHBA)
 	}
 	list = append(list, o.checkNATS)
 	if o.JS != nil {
@@ -283,66 +283,4 @@ func (o Options) checkProfiles(ctx context.Context) []Result {
 			strings.Join(roles, ", ")))
 	}
 	return one(ok(name, "only trusted roles can write organization_id and role of public.profiles"))
-}
-
-// leastPrivilegeFix is the advice for a relay that connects as a superuser.
-const leastPrivilegeFix = "run the relay as a least-privilege role: create it, eventbus migrate with EVENTBUS_RELAY_ROLE naming it, " +
-	"then EVENTBUS_DATABASE_URL connecting as it (README, Running the relay as a least-privilege role)"
-
-// checkConnectionRole says which role the relay connects as: doctor
-// connects with the relay's EVENTBUS_DATABASE_URL.
-func (o Options) checkConnectionRole(ctx context.Context) []Result {
-	const name = "database role"
-	r, err := schema.InspectCurrentRole(ctx, o.DB)
-	if err != nil {
-		return one(fail(name, "", "%v", err))
-	}
-	also := ""
-	if o.RelayRole != "" && o.RelayRole != r.Name {
-		also = fmt.Sprintf(" (EVENTBUS_RELAY_ROLE is %s, which EVENTBUS_DATABASE_URL does not connect as)", o.RelayRole)
-	}
-	switch {
-	case r.Superuser:
-		return one(warn(name, leastPrivilegeFix,
-			"the relay connects as %s, a superuser: whatever it runs, and whoever has its password, may do anything in the cluster%s", r.Name, also))
-	case !r.Replication:
-		return one(fail(name, fmt.Sprintf("ALTER ROLE %s REPLICATION, or connect as the relay role (README, Running the relay as a least-privilege role)", pgx.Identifier{r.Name}.Sanitize()),
-			"the relay connects as %s, which lacks REPLICATION: it can neither create its slot nor stream from it%s", r.Name, also))
-	}
-	return one(ok(name, "the relay connects as %s: REPLICATION, not a superuser%s", r.Name, also))
-}
-
-func (o Options) checkRelayRole(ctx context.Context) []Result {
-	const name = "relay role"
-	role := pgx.Identifier{o.RelayRole}.Sanitize()
-	r, err := schema.InspectRole(ctx, o.DB, o.RelayRole)
-	switch {
-	case err != nil:
-		return one(fail(name, "", "%v", err))
-	case !r.Exists:
-		return one(fail(name, fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '…'; then eventbus migrate", role),
-			"%s does not exist", o.RelayRole))
-	case !r.Login || !r.Replication:
-		return one(fail(name, fmt.Sprintf("ALTER ROLE %s LOGIN REPLICATION", role),
-			"%s needs LOGIN and REPLICATION (login %v, replication %v)", o.RelayRole, r.Login, r.Replication))
-	}
-	missing, err := schema.MissingRelayGrants(ctx, o.DB, o.RelayRole, schema.RelayRoleOptions{Prune: o.Prune})
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
-		return nil // no schema: the schema check said so
-	case err != nil:
-		return one(fail(name, "", "%v", err))
-	case len(missing) > 0:
-		fix := fmt.Sprintf("eventbus migrate with EVENTBUS_RELAY_ROLE=%s, as the owner of public.event_bus, grants them", o.RelayRole)
-		if o.Prune {
-			fix += " (with EVENTBUS_RETENTION set, DELETE too)"
-		}
-		return one(fail(name, fix, "%s lacks what eventbus run needs: %s", o.RelayRole, strings.Join(missing, "; ")))
-	case r.Superuser:
-		return one(warn(name, leastPrivilegeFix, "%s is a superuser", o.RelayRole))
-	}
-	return one(ok(name, "%s: LOGIN, REPLICATION, not a superuser, with the grants of eventbus migrate. REPLICATION lets it read every table through a slot of its own: "+
-		"allow it replication connections only from the relay's hosts in pg_hba.conf (host replication %s <relay address>/32 scram-sha-256)",
-		o.RelayRole, o.RelayRole))
 }

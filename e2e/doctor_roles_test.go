@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +92,56 @@ func TestDoctorChecksTheRelaysRole(t *testing.T) {
 	assert.Equal(t, "fail", res.Status)
 	assert.Equal(t, "the relay connects as "+plain+", which lacks REPLICATION: it can neither create its slot nor stream from it", res.Detail)
 	assert.Contains(t, res.Fix, "ALTER ROLE \""+plain+"\" REPLICATION")
+}
+
+// Doctor shows which pg_hba.conf lines let the relay's role in and warns on
+// one from any address, physical replication or the database alike; as a
+// role that may not read pg_hba_file_rules it says so.
+func TestDoctorShowsPgHBA(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withPostgres(testenv.NewPostgres(t))) // a cluster of its own: the test edits its pg_hba.conf
+	ctx := t.Context()
+	role, roleURL := e.relayRole()
+	var db, file string
+	require.NoError(t, e.db.QueryRow(ctx, "SELECT current_database(), current_setting('hba_file')").Scan(&db, &file))
+
+	// initdb's file: local and loopback lines only.
+	res := doctorCheck(t, e, 0, "pg_hba", "EVENTBUS_RELAY_ROLE="+role)
+	assert.Equal(t, "ok", res.Status)
+	assert.Contains(t, res.Detail, role+" may connect to "+db+" (logical replication, the relay's, included) by pg_hba.conf:")
+	assert.Contains(t, res.Detail, "(host all all 127.0.0.1/32 trust)")
+	assert.Contains(t, res.Detail, "physical replication, which the relay never needs, by pg_hba.conf:")
+	assert.Contains(t, res.Detail, "(host replication all 127.0.0.1/32 trust)")
+	assert.True(t, strings.HasSuffix(res.Detail, "; none from any address"), res.Detail)
+
+	// As the role itself: unreadable, a warn.
+	res = doctorCheck(t, e, 0, "pg_hba", "EVENTBUS_DATABASE_URL="+roleURL, "EVENTBUS_RELAY_ROLE="+role)
+	assert.Equal(t, "warn", res.Status)
+	assert.True(t, strings.HasPrefix(res.Detail, "pg_hba.conf could not be read: only superusers may read pg_hba_file_rules"), res.Detail)
+	assert.Contains(t, res.Fix, "no line should let "+role+" in from any address")
+
+	// Lines that let everyone in from anywhere (after initdb's, which the
+	// test's own connections match first; the view reads the file as it
+	// is, so no reload is needed).
+	content, err := os.ReadFile(file)
+	require.NoError(t, err)
+	n := strings.Count(string(content), "\n")
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("host replication all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n")
+	require.NoError(t, errors.Join(err, f.Close()))
+	physical := fmt.Sprintf("pg_hba.conf:%d (host replication all 0.0.0.0/0 scram-sha-256)", n+1)
+	database := fmt.Sprintf("pg_hba.conf:%d (host all all ::/0 scram-sha-256)", n+2)
+
+	res = doctorCheck(t, e, 0, "pg_hba", "EVENTBUS_RELAY_ROLE="+role)
+	assert.Equal(t, "warn", res.Status)
+	assert.Equal(t, database+" lets "+role+" connect to "+db+" from any address, logical replication included: with REPLICATION it can read every table of "+db+" through a slot of its own; "+
+		physical+" lets "+role+" open physical replication connections from any address: with REPLICATION it can copy the whole cluster (pg_basebackup), which the relay never needs", res.Detail)
+	assert.Equal(t, "above "+database+", add 'host "+db+" "+role+" <relay address>/32 scram-sha-256' and 'host all "+role+" all reject' (or restrict that line), then SELECT pg_reload_conf(); "+
+		"restrict "+physical+" to the standbys' addresses and role, or add 'host replication "+role+" all reject' above it, then SELECT pg_reload_conf()", res.Fix)
+
+	// Without EVENTBUS_RELAY_ROLE: the role doctor connects as.
+	res = doctorCheck(t, e, 0, "pg_hba")
+	assert.Equal(t, "warn", res.Status)
+	assert.True(t, strings.HasPrefix(res.Detail, database+" lets postgres connect to "+db+" from any address"), res.Detail)
 }

@@ -211,3 +211,80 @@ func MissingRelayGrants(ctx context.Context, q RowQuerier, role string, opts Rel
 	}
 	return missing, nil
 }
+
+// HBAInfo is what InspectHBA found: the lines of pg_hba.conf that let Role
+// connect to Database.
+type HBAInfo struct {
+	Role, Database string
+	// Rules are the lines, in the order the server tries them.
+	Rules []HBARule
+}
+
+// HBARule is one line of pg_hba.conf as pg_hba_file_rules shows it.
+type HBARule struct {
+	File     string   `json:"file_name"` // PostgreSQL 16+; empty before
+	Line     int      `json:"line_number"`
+	Type     string   `json:"type"` // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
+	Database []string `json:"database"`
+	User     []string `json:"user_name"`
+	Address  string   `json:"address"` // empty for local
+	Netmask  string   `json:"netmask"`
+	Method   string   `json:"auth_method"`
+	// Physical is set for a line of database `replication`: it is for
+	// physical replication connections (pg_basebackup, standbys). The
+	// others are for connections to a database, logical replication
+	// connections (the relay's) among them: `replication` does not match
+	// those.
+	Physical bool `json:"physical"`
+}
+
+// inspectHBASQL returns the role ($1, or current_user when NULL), the
+// database, and as JSON the lines of pg_hba_file_rules that match them:
+// the user column names the role, `all`, a `+group` it is a member of
+// (directly or not; being a superuser does not count, as for the server), or
+// on PostgreSQL 16+ a /regex; and the database column says `replication`, or
+// matches the database (`all`, its name, `sameuser`, `samerole`, a /regex).
+// Lines with errors are left out: the server refuses to load such a file.
+const inspectHBASQL = `WITH RECURSIVE me AS (SELECT coalesce($1, current_user)::text AS name,
+  current_setting('server_version_num')::int >= 160000 AS regex),
+groups(oid) AS (
+  SELECT r.oid FROM pg_catalog.pg_roles r, me WHERE r.rolname = me.name
+  UNION
+  SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN groups g ON m.member = g.oid),
+member_of AS (SELECT coalesce(array_agg(r.rolname::text), '{}') AS names
+  FROM pg_catalog.pg_roles r WHERE r.oid IN (SELECT oid FROM groups)),
+rules AS (
+  SELECT to_jsonb(h) || jsonb_build_object('physical', 'replication' = ANY (h.database)) AS j,
+    h.database, h.user_name, coalesce((to_jsonb(h) ->> 'rule_number')::int, h.line_number) AS n
+  FROM pg_catalog.pg_hba_file_rules h WHERE h.error IS NULL)
+SELECT me.name, current_database(), coalesce(jsonb_agg(rules.j ORDER BY rules.n) FILTER (WHERE rules.j IS NOT NULL), '[]')
+FROM me CROSS JOIN member_of
+LEFT JOIN rules ON
+  EXISTS (SELECT 1 FROM unnest(rules.user_name) u
+    WHERE u IN ('all', me.name)
+      OR (left(u, 1) = '+' AND substr(u, 2) = ANY (member_of.names))
+      OR (left(u, 1) = '/' AND me.regex AND me.name ~ substr(u, 2)))
+  AND ('replication' = ANY (rules.database) OR EXISTS (SELECT 1 FROM unnest(rules.database) d
+    WHERE d IN ('all', current_database())
+      OR (d = 'sameuser' AND current_database() = me.name)
+      OR (d IN ('samerole', 'samegroup') AND current_database() = ANY (member_of.names))
+      OR (left(d, 1) = '/' AND me.regex AND current_database() ~ substr(d, 2))))
+GROUP BY me.name`
+
+// InspectHBA returns the lines of pg_hba.conf that let role (empty: the
+// session's current_user) connect to q's database or open physical
+// replication connections, in the order the server tries them; it does not
+// judge addresses or methods. It reads pg_hba_file_rules: the file as it is
+// now, which the server loaded at its last reload or not. By default only
+// superusers may read it; others get SQLSTATE 42501.
+func InspectHBA(ctx context.Context, q RowQuerier, role string) (HBAInfo, error) {
+	var h HBAInfo
+	var name *string
+	if role != "" {
+		name = &role
+	}
+	if err := q.QueryRow(ctx, inspectHBASQL, name).Scan(&h.Role, &h.Database, &h.Rules); err != nil {
+		return h, fmt.Errorf("read pg_hba_file_rules: %w", err)
+	}
+	return h, nil
+}
