@@ -13,13 +13,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/publisher"
 )
 
 func (o Options) checkNATS(ctx context.Context) []Result {
 	const name = "nats"
 	fix := "check EVENTBUS_NATS_URL, the credentials (EVENTBUS_NATS_CREDS, _NKEY, _CA, _CERT, _KEY) and that the server runs with JetStream (-js)"
-	if o.JS == nil {
+	switch {
+	case o.JS == nil && natsconn.Refused(o.NATSError):
+		return one(fail(name, "check the credentials and TLS settings (EVENTBUS_NATS_URL's user and password or token, EVENTBUS_NATS_CREDS, _NKEY, _CA, _CERT, _KEY) against the server's",
+			"NATS at %s refuses the connection as configured: %v", o.NATSURL, o.NATSError))
+	case o.JS == nil:
 		return one(fail(name, fix, "NATS at %s is unreachable: %v", o.NATSURL, o.NATSError))
 	}
 	if _, err := o.JS.AccountInfo(ctx); err != nil {
@@ -64,7 +69,7 @@ func (o Options) checkStream(ctx context.Context) []Result {
 		return one(fail(name, fmt.Sprintf("add %s to the subjects of %s, or set EVENTBUS_STREAM to a stream that binds it", want, o.Stream),
 			"%s binds %s, not %s: the relay refuses it", o.Stream, strings.Join(cfg.Subjects, ", "), want))
 	}
-	out := []Result{ok(name, "%s binds %s (%s storage, %d replica(s))", o.Stream, want, cfg.Storage, cfg.Replicas)}
+	out := []Result{ok(name, "%s binds %s (%s storage, %d replica(s))", o.Stream, want, strings.ToLower(cfg.Storage.String()), cfg.Replicas)}
 	if cfg.Storage == jetstream.MemoryStorage {
 		out = append(out, fail("stream storage", "recreate the stream with file storage", "%s keeps messages in memory: a server restart loses them", o.Stream))
 	}
@@ -81,9 +86,10 @@ func (o Options) checkStream(ctx context.Context) []Result {
 		out = append(out, ok("stream limits", "max age %s, max bytes %d, max messages %d", cfg.MaxAge, cfg.MaxBytes, cfg.MaxMsgs))
 	}
 	if cfg.Replicas < 3 {
-		// The server's sync_interval is not visible to clients.
-		out = append(out, warn("durability", "run the server with jetstream { sync_interval: always }, or use R3 across failure domains (README, Broker durability)",
-			"%d replica(s): a PubAck means on disk only if the server fsyncs every write (sync_interval: always), which clients cannot see", cfg.Replicas))
+		// A client cannot read the server's sync_interval: every R1 stream
+		// warns, and the operator checks the server's config.
+		out = append(out, warn("durability", "check the NATS server's config for jetstream { sync_interval: always }, or use R3 across failure domains (README, Broker durability)",
+			"%d replica(s): a PubAck means on disk only if the server fsyncs every write (sync_interval: always); a client cannot read the server's sync_interval, so this warns whatever it is set to", cfg.Replicas))
 	} else {
 		out = append(out, ok("durability", "%d replicas", cfg.Replicas))
 	}

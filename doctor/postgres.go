@@ -24,7 +24,12 @@ type Options struct {
 	// SlotFailover is EVENTBUS_SLOT_FAILOVER: the failover check runs.
 	SlotFailover bool
 	Publication  string
-	RelayRole    string // EVENTBUS_RELAY_ROLE; empty skips its check
+	// RelayRole is EVENTBUS_RELAY_ROLE: its attributes and the grants of
+	// `eventbus migrate` are checked; empty skips that check.
+	RelayRole string
+	// Prune is EVENTBUS_RETENTION set: the relay deletes old events, and
+	// RelayRole needs DELETE too.
+	Prune bool
 	// JS is the NATS connection's JetStream; nil with NATSError set when the
 	// server could not be reached. NATSURL names it (redacted).
 	JS            jetstream.JetStream
@@ -39,7 +44,7 @@ type Options struct {
 func (o Options) checks() []check {
 	list := []check{o.checkDatabase}
 	if o.DB != nil {
-		list = append(list, o.checkServer, o.checkSchema, o.checkPublication, o.checkSlot,
+		list = append(list, o.checkServer, o.checkConnectionRole, o.checkSchema, o.checkPublication, o.checkSlot,
 			o.checkLeadTriggers, o.checkRLS, o.checkDefiners, o.checkProfiles)
 		if o.SlotFailover {
 			list = append(list, o.checkFailover)
@@ -47,6 +52,7 @@ func (o Options) checks() []check {
 		if o.RelayRole != "" {
 			list = append(list, o.checkRelayRole)
 		}
+		list = append(list, o.checkHBA)
 	}
 	list = append(list, o.checkNATS)
 	if o.JS != nil {
@@ -277,25 +283,4 @@ func (o Options) checkProfiles(ctx context.Context) []Result {
 			strings.Join(roles, ", ")))
 	}
 	return one(ok(name, "only trusted roles can write organization_id and role of public.profiles"))
-}
-
-func (o Options) checkRelayRole(ctx context.Context) []Result {
-	const name = "relay role"
-	r, err := schema.InspectRole(ctx, o.DB, o.RelayRole)
-	switch {
-	case err != nil:
-		return one(fail(name, "", "%v", err))
-	case !r.Exists:
-		return one(fail(name, fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '…'; then eventbus migrate", o.RelayRole),
-			"%s does not exist", o.RelayRole))
-	case !r.Login || !r.Replication:
-		return one(fail(name, fmt.Sprintf("ALTER ROLE %s LOGIN REPLICATION", o.RelayRole),
-			"%s needs LOGIN and REPLICATION (login %v, replication %v)", o.RelayRole, r.Login, r.Replication))
-	case r.Superuser:
-		return one(warn(name, "run the relay as a role without SUPERUSER (see README, least-privilege role)",
-			"%s is a superuser", o.RelayRole))
-	}
-	return one(ok(name, "%s: LOGIN, REPLICATION, not a superuser. REPLICATION lets it read every table through a slot of its own: "+
-		"allow it replication connections only from the relay's hosts in pg_hba.conf (host replication %s <relay address>/32 scram-sha-256)",
-		o.RelayRole, o.RelayRole))
 }

@@ -15,13 +15,15 @@ import (
 )
 
 type doctorReport struct {
-	OK      bool `json:"ok"`
-	Results []struct {
-		Check  string `json:"check"`
-		Status string `json:"status"`
-		Detail string `json:"detail"`
-		Fix    string `json:"fix"`
-	} `json:"results"`
+	OK      bool           `json:"ok"`
+	Results []doctorResult `json:"results"`
+}
+
+type doctorResult struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix"`
 }
 
 func (e *env) doctor(kv ...string) (doctorReport, cliResult) {
@@ -30,6 +32,20 @@ func (e *env) doctor(kv ...string) (doctorReport, cliResult) {
 	var rep doctorReport
 	require.NoError(e.t, json.Unmarshal([]byte(r.stdout), &rep), "doctor --json: %s", r)
 	return rep, r
+}
+
+// result is the one result of check; the test fails when doctor printed
+// none or several.
+func (r doctorReport) result(t *testing.T, check string) doctorResult {
+	t.Helper()
+	var found []doctorResult
+	for _, c := range r.Results {
+		if c.Check == check {
+			found = append(found, c)
+		}
+	}
+	require.Len(t, found, 1, "results of check %q in %+v", check, r.Results)
+	return found[0]
 }
 
 // statuses maps each check to its status.
@@ -60,6 +76,13 @@ func TestDoctorFindsWhatIsBroken(t *testing.T) {
 		assert.Equal(t, "ok", st[c], "check %s: %s", c, r.stdout)
 	}
 	assert.Equal(t, "warn", st["durability"], "an R1 stream: durable only with sync_interval always")
+	for _, c := range rep.Results {
+		if c.Check == "durability" {
+			// Doctor cannot see the server's sync_interval and says so.
+			assert.Contains(t, c.Detail, "a client cannot read the server's sync_interval, so this warns whatever it is set to")
+			assert.Contains(t, c.Fix, "check the NATS server's config")
+		}
+	}
 
 	// Break four things.
 	_, err := e.db.Exec(ctx, `ALTER TABLE public.leads DISABLE TRIGGER on_lead_created;

@@ -29,6 +29,7 @@ func doctorCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	}
 	opts := doctor.Options{
 		Slot: cfg.Slot, SlotFailover: cfg.SlotFailover, Publication: cfg.Publication, RelayRole: cfg.RelayRole,
+		Prune:   cfg.Retention > 0,
 		NATSURL: natsconn.RedactURL(cfg.NATSURL), Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		HTTPAddr: cfg.HTTPAddr,
 	}
