@@ -62,7 +62,7 @@ type Relay struct {
 	// being sent again (a PubAck timeout, a refusal by another stream);
 	// empty once one is acked again.
 	publishFailing atomic.Value
-	unmarked     unmarked     // acked by JetStream, not marked; see unmarked
+	unmarked       unmarked // acked by JetStream, not marked; see unmarked
 }
 
 // New returns a Relay that reads the slot of opts.Source, publishes with pub
