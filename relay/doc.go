@@ -12,7 +12,9 @@ One file a job:
 	dispatcher.go  the publishing stage: backfill, catch-up skips, redrive,
 	               per-event failures (failures)
 	acker.go       the marking stage: PubAcks in order, status batches, the
-	               status writers
+	               status writers, the harvest of a failed session's PubAcks
+	ackqueue.go    where the acker takes the next event from (resends first)
+	unmarked.go    acked events whose status write failed, for the next session
 	tracker.go     what may be confirmed
 	services.go    background services: one shape (Service), one list, one
 	               owner (runServices); each defined by the package that owns
