@@ -25,7 +25,7 @@ FROM public.eventbus_slot_state WHERE slot_name = $1`
 )
 
 // backlogResult is one design draining one backlog in one run. The process
-// figures are the relay's; the baseline runs inside the bench and has none.
+// figures are the deliverer's: the relay's, or the baseline poller's.
 type backlogResult struct {
 	Events       int64   `json:"events"`
 	InsertRate   float64 `json:"inserted_per_s"`
@@ -33,8 +33,11 @@ type backlogResult struct {
 	DrainSeconds float64 `json:"drain_s"`
 	PeakRSS      int64   `json:"peak_rss_bytes,omitempty"`         // VmHWM at the end of the drain
 	SampledRSS   int64   `json:"sampled_peak_rss_bytes,omitempty"` // largest VmRSS polled every 100 ms
-	CPUSeconds   float64 `json:"cpu_s,omitempty"`                  // user + system, process start to drained
+	CPUSeconds   float64 `json:"cpu_s,omitempty"`                  // user + system, process start to the last row marked
 	CPUPercent   float64 `json:"cpu_percent,omitempty"`            // CPUSeconds over the drain's wall time
+	// CPU per event of every component, from the instant before the
+	// deliverer starts to the last row marked.
+	CPU cpuCost `json:"cpu_us_per_event,omitzero"`
 }
 
 // backlogScenario writes o.backlog events with nobody delivering, then
@@ -64,25 +67,15 @@ func baselineBacklog(ctx context.Context, e *env, o options) (backlogResult, err
 	if err := purge(ctx, e.js, baselineStream); err != nil {
 		return backlogResult{}, err
 	}
-	l, err := insertBacklog(ctx, e.pool, o.writers, o.backlog)
+	l, err := insertBacklog(ctx, e.writers, o.writers, o.backlog)
 	if err != nil {
 		return backlogResult{}, err
 	}
-	c, err := startCounter(ctx, e.js, baselineStream, false)
+	res, err := drain(ctx, e, o, l, baselineStream, baselineAppName, func() (*child, error) { return startPoller(ctx, e, 1000) })
 	if err != nil {
 		return backlogResult{}, err
 	}
-	defer c.stop()
-
-	start := time.Now()
-	p := startPoller(ctx, e, 1000)
-	last, err := c.waitFor(ctx, l.events, backlogLimit(o))
-	if err = p.stopWith(err); err != nil {
-		return backlogResult{}, err
-	}
-	res := drained(l, start, last)
-	e.log.Info("backlog", "design", "baseline-1000", "events", res.Events, "drain/s", int(res.DrainRate),
-		"drain_s", fmt.Sprintf("%.2f", res.DrainSeconds))
+	logBacklog(e, "baseline-1000", res)
 	return res, nil
 }
 
@@ -96,21 +89,41 @@ func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error)
 	if err := purge(ctx, e.js, relayStream); err != nil {
 		return backlogResult{}, err
 	}
-	l, err := insertBacklog(ctx, e.pool, o.writers, o.backlog)
+	l, err := insertBacklog(ctx, e.writers, o.writers, o.backlog)
 	if err != nil {
 		return backlogResult{}, err
 	}
-	c, err := startCounter(ctx, e.js, relayStream, false)
+	res, err := drain(ctx, e, o, l, relayStream, relayAppName, func() (*child, error) { return startRelay(ctx, e) })
+	if err != nil {
+		return backlogResult{}, err
+	}
+	if err := dropSlot(ctx, e); err != nil {
+		return backlogResult{}, err
+	}
+	logBacklog(e, "relay", res)
+	return res, nil
+}
+
+// drain starts a deliverer (whose pooled connections are named app) on the
+// backlog l and measures it until the last row is marked: the drain from its
+// start to the last event's arrival on stream, its process's memory and CPU,
+// and every component's CPU from the instant before it starts.
+func drain(ctx context.Context, e *env, o options, l load, stream, app string, start func() (*child, error)) (backlogResult, error) {
+	c, err := startCounter(ctx, e.js, stream, false)
 	if err != nil {
 		return backlogResult{}, err
 	}
 	defer c.stop()
 
-	r, err := startRelay(ctx, e)
+	before, err := e.cpu.sample(ctx, deliverer{appName: app})
 	if err != nil {
 		return backlogResult{}, err
 	}
-	proc := procStat{pid: r.cmd.Process.Pid}
+	p, err := start()
+	if err != nil {
+		return backlogResult{}, err
+	}
+	proc := procStat{pid: p.pid()}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var (
 		wg      sync.WaitGroup
@@ -118,32 +131,39 @@ func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error)
 	)
 	wg.Go(func() { sampled = proc.samplePeakRSS(sampleCtx) })
 	last, err := c.waitFor(ctx, l.events, backlogLimit(o))
-	// Read before the relay stops: its /proc entry goes with it.
-	cpu, cpuErr := proc.cpu()
-	_, hwm, rssErr := proc.rss()
+	if err == nil {
+		err = settle(ctx, e.pool)
+	}
+	// Read before the deliverer stops: its /proc entry goes with it.
+	var (
+		after          cpuSample
+		hwm            int64
+		cpuErr, rssErr error
+	)
+	if err == nil {
+		after, cpuErr = e.cpu.sample(ctx, deliverer{pid: p.pid(), appName: app})
+		_, hwm, rssErr = proc.rss()
+	}
 	stopSampling()
 	wg.Wait()
-	if err := errors.Join(err, cpuErr, rssErr); err != nil {
-		_ = r.stop()
-		return backlogResult{}, err
-	}
-	if err := r.stop(); err != nil {
-		return backlogResult{}, err
-	}
-	if err := dropSlot(ctx, e); err != nil {
+	if err := stopWith(p, errors.Join(err, cpuErr, rssErr)); err != nil {
 		return backlogResult{}, err
 	}
 
-	res := drained(l, r.started, last)
+	res := drained(l, p.started, last)
 	res.PeakRSS, res.SampledRSS = hwm, sampled
-	res.CPUSeconds = cpu.Seconds()
+	res.CPUSeconds = (after.deliverer - before.deliverer).Seconds()
 	if res.DrainSeconds > 0 {
 		res.CPUPercent = 100 * res.CPUSeconds / res.DrainSeconds
 	}
-	e.log.Info("backlog", "design", "relay", "events", res.Events, "drain/s", int(res.DrainRate),
-		"drain_s", fmt.Sprintf("%.2f", res.DrainSeconds), "peak_rss_mib", res.PeakRSS>>20,
-		"cpu_s", fmt.Sprintf("%.2f", res.CPUSeconds), "cpu_pct", int(res.CPUPercent))
+	res.CPU = costOf(before, after, l.events)
 	return res, nil
+}
+
+func logBacklog(e *env, design string, res backlogResult) {
+	e.log.Info("backlog", "design", design, "events", res.Events, "drain/s", int(res.DrainRate),
+		"drain_s", fmt.Sprintf("%.2f", res.DrainSeconds), "peak_rss_mib", res.PeakRSS>>20,
+		"cpu_s", fmt.Sprintf("%.2f", res.CPUSeconds), "cpu_pct", int(res.CPUPercent), "cpu_us", int(res.CPU.Total))
 }
 
 // createSlot starts the relay once so that it creates its slot and finishes

@@ -44,18 +44,31 @@ func baselineScenario(ctx context.Context, e *env, o options, s shape, batch int
 	}
 	defer c.stop()
 
-	p := startPoller(ctx, e, batch)
-	l, err := write(ctx, e.pool, o.writers, s, o.duration)
-	var last time.Time
-	if err == nil {
-		last, err = c.waitFor(ctx, l.events, o.drainLimit)
+	p, err := startPoller(ctx, e, batch)
+	if err != nil {
+		return measurement{}, err
 	}
-	if err = p.stopWith(err); err != nil {
+	var (
+		l    load
+		last time.Time
+	)
+	cpu, err := e.measureCPU(ctx, pollerDeliverer(p), func() (int64, error) {
+		var err error
+		if l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
+			return 0, err
+		}
+		if last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
+			return 0, err
+		}
+		return l.events, settle(ctx, e.pool)
+	})
+	if err = stopWith(p, err); err != nil {
 		return measurement{}, err
 	}
 	m := deliveryOf(l, last)
+	m.CPU = cpu
 	e.log.Info("baseline", "batch", batch, "shape", s, "events", l.events, "written/s", int(m.WriteRate),
-		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds))
+		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds), "cpu_us", int(cpu.Total))
 	return m, nil
 }
 
@@ -69,35 +82,6 @@ func ensureBaselineStream(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("create stream %s: %w", baselineStream, err)
 	}
 	return nil
-}
-
-// poller is the baseline's poll loop running in a goroutine it owns.
-type poller struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // poll's result, set before done closes
-}
-
-func startPoller(ctx context.Context, e *env, batch int) *poller {
-	ctx, cancel := context.WithCancel(ctx)
-	p := &poller{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.err = poll(ctx, e.pool, e.js, batch)
-	}()
-	return p
-}
-
-// stopWith stops the poller and returns err, the measurement's outcome,
-// with the poller's own error attached: a poller that failed is why the
-// events never arrived.
-func (p *poller) stopWith(err error) error {
-	p.cancel()
-	<-p.done
-	if err != nil && p.err != nil {
-		return fmt.Errorf("%w (poller: %v)", err, p.err)
-	}
-	return err
 }
 
 // poll is the seed's poller: claim up to batch pending rows, publish them,

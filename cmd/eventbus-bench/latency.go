@@ -33,6 +33,8 @@ type latencyResult struct {
 	// The writers' own round trip (statement and commit) at p99: the part
 	// of the latency that is Postgres's commit, whatever delivers.
 	TxnP99 float64 `json:"txn_p99_ms"`
+	// CPU per event, writers' start to the last row marked.
+	CPU cpuCost `json:"cpu_us_per_event,omitzero"`
 }
 
 // latencyWarmup is the start of every measurement whose events are delivered
@@ -57,9 +59,12 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 		if err := truncate(ctx, e.pool); err != nil {
 			return err
 		}
-		p := startPoller(ctx, e, 1000)
-		res, err := paced(ctx, e, o, baselineStream, rate)
-		if err = p.stopWith(err); err != nil {
+		p, err := startPoller(ctx, e, 1000)
+		if err != nil {
+			return fmt.Errorf("baseline-1000 at %g/s: %w", rate, err)
+		}
+		res, err := paced(ctx, e, o, baselineStream, rate, pollerDeliverer(p))
+		if err = stopWith(p, err); err != nil {
 			return fmt.Errorf("baseline-1000 at %g/s: %w", rate, err)
 		}
 		rep.addLatency("baseline-1000", res)
@@ -76,10 +81,7 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 		return err
 	}
 	for _, rate := range o.rates {
-		res, err := paced(ctx, e, o, relayStream, rate)
-		if err == nil {
-			err = settle(ctx, e.pool)
-		}
+		res, err := paced(ctx, e, o, relayStream, rate, relayDeliverer(r))
 		if err == nil {
 			err = truncate(ctx, e.pool)
 		}
@@ -96,18 +98,30 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 }
 
 // paced runs the writers at rate for the latency duration, waits for every
-// event on stream and summarises the latencies.
-func paced(ctx context.Context, e *env, o options, stream string, rate float64) (latencyResult, error) {
+// event on stream and until d has marked every row, and summarises the
+// latencies and d's CPU over that time.
+func paced(ctx context.Context, e *env, o options, stream string, rate float64, d deliverer) (latencyResult, error) {
 	c, err := startCounter(ctx, e.js, stream, true)
 	if err != nil {
 		return latencyResult{}, err
 	}
 	defer c.stop()
-	l, dropped, txns, err := writePaced(ctx, e.pool, o.latencyWriters, rate, o.latencyDuration)
+	var (
+		l       load
+		dropped int64
+		txns    []time.Duration
+	)
+	cpu, err := e.measureCPU(ctx, d, func() (int64, error) {
+		var err error
+		if l, dropped, txns, err = writePaced(ctx, e.writers, o.latencyWriters, rate, o.latencyDuration); err != nil {
+			return 0, err
+		}
+		if _, err := c.waitFor(ctx, l.events, o.drainLimit); err != nil {
+			return 0, err
+		}
+		return l.events, settle(ctx, e.pool)
+	})
 	if err != nil {
-		return latencyResult{}, err
-	}
-	if _, err := c.waitFor(ctx, l.events, o.drainLimit); err != nil {
 		return latencyResult{}, err
 	}
 	lat := c.latency(l.start.Add(min(latencyWarmup, o.latencyDuration/10)))
@@ -122,9 +136,11 @@ func paced(ctx context.Context, e *env, o options, stream string, rate float64) 
 		P99:        ms(percentile(lat, 0.99)),
 		Max:        ms(percentile(lat, 1)),
 		TxnP99:     ms(percentile(txns, 0.99)),
+		CPU:        cpu,
 	}
 	e.log.Info("latency", "stream", stream, "target/s", rate, "achieved/s", int(res.Achieved), "dropped", dropped,
-		"p50_ms", res.P50, "p95_ms", res.P95, "p99_ms", res.P99, "max_ms", res.Max, "txn_p99_ms", res.TxnP99)
+		"p50_ms", res.P50, "p95_ms", res.P95, "p99_ms", res.P99, "max_ms", res.Max, "txn_p99_ms", res.TxnP99,
+		"cpu_us", int(cpu.Total))
 	return res, nil
 }
 

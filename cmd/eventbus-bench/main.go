@@ -20,7 +20,18 @@
 //     -baseline-rates, relay at -rates);
 //   - backlog: -backlog events written while nobody delivers, then drained
 //     by the baseline and by the relay (its slot created beforehand): drain
-//     rate, and the relay process's peak RSS and CPU.
+//     rate, and the deliverer process's peak RSS and CPU.
+//
+// Around every measurement it reads, from /proc, the CPU time of each
+// component and reports it per delivered event: the relay's
+// process or the poller's (the bench runs the poller as a child process of
+// its own, `eventbus-bench baseline-poller`, a hidden sub-command), the
+// slot's walsender, the deliverer's pooled connections (found in
+// pg_stat_activity by their application_name), the rest of the Postgres
+// cluster beyond the writers' backends, and NATS when it runs as a child
+// process (-nats-bin). The source scenario, with no deliverer, gets the
+// cluster's and NATS's figures alone: what the inserts cost beyond their own
+// backends.
 //
 // It reports the median of -runs runs and the individual values as markdown
 // tables on stdout, and as JSON with -json. Ratios (relay over baseline) are
@@ -33,7 +44,7 @@
 //	               [-rates 1000,2000,5000] [-latency-duration 30s] [-latency-writers 16]
 //	               [-baseline-rates 2000]
 //	               [-backlog 1000000]
-//	               [-database-url URL] [-nats-url URL] [-relay-bin path]
+//	               [-database-url URL] [-nats-url URL | -nats-bin path] [-relay-bin path]
 package main
 
 import (
@@ -65,6 +76,7 @@ type options struct {
 	jsonPath        string
 	databaseURL     string
 	natsURL         string
+	natsBin         string
 	relayBin        string
 }
 
@@ -73,6 +85,9 @@ type options struct {
 var allScenarios = []string{"source", "baseline", "burst", "latency", "backlog"}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == pollerCommand {
+		os.Exit(pollerMain(os.Args[2:]))
+	}
 	o := options{
 		scenarios:     allScenarios,
 		rates:         []float64{1000, 2000, 5000},
@@ -101,6 +116,7 @@ func main() {
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.databaseURL, "database-url", "", "a scratch database with wal_level=logical (its event_bus is truncated); default: start a local cluster")
 	flag.StringVar(&o.natsURL, "nats-url", "", "NATS with JetStream; default: start an embedded server")
+	flag.StringVar(&o.natsBin, "nats-bin", "", "run this nats-server executable as a child process instead of the embedded server, and measure its CPU")
 	flag.StringVar(&o.relayBin, "relay-bin", "", "the eventbus binary; default: go build ./cmd/eventbus into a temp dir")
 	flag.Parse()
 	if *smoke {
@@ -121,6 +137,10 @@ func main() {
 	}
 	if o.runs < 1 || o.writers < 1 || o.duration <= 0 || o.latencyDuration <= 0 || o.latencyWriters < 1 || o.backlog < 1 {
 		fmt.Fprintln(os.Stderr, "eventbus-bench: -runs, -writers, -duration, -latency-duration, -latency-writers and -backlog must be positive")
+		os.Exit(2)
+	}
+	if o.natsURL != "" && o.natsBin != "" {
+		fmt.Fprintln(os.Stderr, "eventbus-bench: -nats-url and -nats-bin: give one (-nats-bin starts a server)")
 		os.Exit(2)
 	}
 

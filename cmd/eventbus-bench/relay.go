@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,86 +21,59 @@ const (
 	relayStream = "EVENTBUS"
 )
 
-// relayProc is the eventbus binary running `eventbus run` as a child.
-type relayProc struct {
-	cmd     *exec.Cmd
-	started time.Time // just before the process was started
-	done    chan error
-	log     string
-}
-
+// relayEnv is the relay's environment: the bench's services, HTTP off, and
+// an application_name on its pooled connections so that the CPU meter finds
+// their backends (its replication connection names itself "eventbus").
 func (e *env) relayEnv() []string {
 	return append(os.Environ(),
-		"EVENTBUS_DATABASE_URL="+e.dbURL,
+		"EVENTBUS_DATABASE_URL="+withApplicationName(e.dbURL, relayAppName),
 		"EVENTBUS_NATS_URL="+e.natsURL,
 		"EVENTBUS_HTTP_ADDR=",
 		"EVENTBUS_LOG_FORMAT=text",
 	)
 }
 
+// relayDeliverer is what the CPU meter measures of a running relay.
+func relayDeliverer(r *child) deliverer { return deliverer{pid: r.pid(), appName: relayAppName} }
+
 // startRelay runs the relay and returns once its slot is streaming and its
 // stream exists.
-func startRelay(ctx context.Context, e *env) (*relayProc, error) {
-	logPath := filepath.Join(e.tmp, "relay.log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+func startRelay(ctx context.Context, e *env) (*child, error) {
+	cmd := exec.Command(e.relayBin, "run")
+	cmd.Env = e.relayEnv()
+	r, err := startChild("relay", cmd, filepath.Join(e.tmp, "relay.log"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	cmd := exec.Command(e.relayBin, "run")
-	cmd.Env = e.relayEnv()
-	cmd.Stdout, cmd.Stderr = f, f
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start relay %s: %w", e.relayBin, err)
-	}
-	r := &relayProc{cmd: cmd, started: started, done: make(chan error, 1), log: logPath}
-	go func() { r.done <- cmd.Wait() }()
 
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var active bool
 		err := e.pool.QueryRow(ctx, "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", relaySlot).Scan(&active)
 		if err != nil {
-			r.stop()
+			_ = r.stop()
 			return nil, fmt.Errorf("relay slot: %w", err)
 		}
 		if active {
 			if _, err := e.js.Stream(ctx, relayStream); err == nil {
 				return r, nil
 			} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-				r.stop()
+				_ = r.stop()
 				return nil, fmt.Errorf("relay stream: %w", err)
 			}
 		}
 		select {
 		case err := <-r.done:
-			return nil, fmt.Errorf("relay exited before streaming (%v); see its log %s:\n%s", err, logPath, tailOf(logPath))
+			return nil, r.exited(err)
 		case <-ctx.Done():
-			r.stop()
+			_ = r.stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			r.stop()
-			return nil, fmt.Errorf("relay not streaming after a minute; its log:\n%s", tailOf(logPath))
+			_ = r.stop()
+			return nil, fmt.Errorf("relay %w (streaming); its log:\n%s", errNotReady, tailOf(r.log))
 		}
-	}
-}
-
-// stop asks the relay to stop (SIGTERM: drain and exit) and waits for it.
-func (r *relayProc) stop() error {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-r.done:
-		if err != nil {
-			return fmt.Errorf("relay exited: %w; its log:\n%s", err, tailOf(r.log))
-		}
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-		return errors.New("relay did not stop within 30s of SIGTERM; killed")
 	}
 }
 
@@ -128,7 +100,7 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 	}
 	out := make(map[shape]measurement)
 	for _, s := range shapes {
-		m, err := burst(ctx, e, o, s)
+		m, err := burst(ctx, e, o, s, r)
 		if err != nil {
 			_ = r.stop()
 			return nil, fmt.Errorf("%s: %w", s, err)
@@ -141,7 +113,10 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 	return out, dropSlot(ctx, e)
 }
 
-func burst(ctx context.Context, e *env, o options, s shape) (measurement, error) {
+// burst measures one shape with the relay r running: from the writers'
+// start until the relay has marked the last row, so that its status writes
+// count in its CPU.
+func burst(ctx context.Context, e *env, o options, s shape, r *child) (measurement, error) {
 	if err := truncate(ctx, e.pool); err != nil {
 		return measurement{}, err
 	}
@@ -155,31 +130,36 @@ func burst(ctx context.Context, e *env, o options, s shape) (measurement, error)
 	var (
 		wg      sync.WaitGroup
 		peakLag int64
+		l       load
+		last    time.Time
 	)
 	wg.Go(func() { peakLag = samplePeakLag(lagCtx, e.pool) })
-
-	l, err := write(ctx, e.pool, o.writers, s, o.duration)
-	var last time.Time
-	if err == nil {
-		last, err = c.waitFor(ctx, l.events, o.drainLimit)
-	}
+	cpu, err := e.measureCPU(ctx, relayDeliverer(r), func() (int64, error) {
+		var err error
+		if l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
+			return 0, err
+		}
+		if last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
+			return 0, err
+		}
+		return l.events, settle(ctx, e.pool)
+	})
 	stopLag()
 	wg.Wait()
-	if err == nil {
-		err = settle(ctx, e.pool)
-	}
 	if err != nil {
 		return measurement{}, err
 	}
 	m := deliveryOf(l, last)
-	m.PeakLagBytes = peakLag
+	m.PeakLagBytes, m.CPU = peakLag, cpu
 	e.log.Info("burst", "shape", s, "events", l.events, "written/s", int(m.WriteRate),
-		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds), "peak_lag_bytes", peakLag)
+		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds), "peak_lag_bytes", peakLag,
+		"cpu_us", int(cpu.Total))
 	return m, nil
 }
 
-// settle waits until the relay has marked every row processed. Events reach
-// the subscriber before the relay's status write commits, and a row truncated
+// settle waits until the deliverer has marked every row processed. Events
+// reach the subscriber before the relay's status write commits (the
+// poller's, too), and a row truncated
 // away under that write makes the relay retry it for seconds (it waits for
 // rows the stream delivered but the table does not show yet), with its
 // publish window filling behind it: the next measurement would start stalled.
@@ -195,7 +175,7 @@ func settle(ctx context.Context, pool *pgxpool.Pool) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("the relay left rows pending 30s after their delivery")
+			return errors.New("rows left pending 30s after their delivery")
 		}
 		select {
 		case <-ctx.Done():
@@ -224,17 +204,4 @@ FROM pg_replication_slots WHERE slot_name = $1`
 		case <-tick.C:
 		}
 	}
-}
-
-// tailOf returns the last few KiB of a log file.
-func tailOf(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	const n = 4096
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

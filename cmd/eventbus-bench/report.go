@@ -18,6 +18,9 @@ type measurement struct {
 	DeliveryRate float64 `json:"delivered_per_s,omitempty"`
 	DrainSeconds float64 `json:"drain_s,omitempty"`
 	PeakLagBytes int64   `json:"peak_lag_bytes,omitempty"`
+	// CPU per delivered event (source: per written event), writers' start
+	// to the last row marked.
+	CPU cpuCost `json:"cpu_us_per_event,omitzero"`
 }
 
 // series is one scenario and shape over all runs.

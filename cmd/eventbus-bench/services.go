@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +26,10 @@ import (
 type env struct {
 	dbURL, natsURL string
 	relayBin       string
-	tmp            string // scratch directory: NATS store, relay build and log
-	pool           *pgxpool.Pool
+	tmp            string        // scratch directory: NATS store, relay build and log
+	pool           *pgxpool.Pool // the bench's probes (benchAppName)
+	writers        *pgxpool.Pool // the writers' connections (writersAppName)
+	cpu            cpuMeter
 	nc             *nats.Conn
 	js             jetstream.JetStream
 	info           machineInfo
@@ -41,6 +44,11 @@ type machineInfo struct {
 	GOARCH   string `json:"goarch"`
 	Postgres string `json:"postgres"`
 	Durable  bool   `json:"postgres_fsync"`
+	NATS     string `json:"nats"` // the server's version and where it runs
+	// Whose CPU the bench can read from /proc: Postgres's when it runs on
+	// this host, NATS's when the bench runs it as a child process.
+	PostgresCPU bool `json:"postgres_cpu_measured"`
+	NATSCPU     bool `json:"nats_cpu_measured"`
 }
 
 func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err error) {
@@ -68,13 +76,25 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 		})
 		e.dbURL = pg.URL("postgres")
 	}
+	natsWhere := "at -nats-url, not measured"
 	if e.natsURL == "" {
-		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(e.tmp, "nats"), Log: log})
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(e.tmp, "nats"), Binary: o.natsBin, Log: log})
 		if err != nil {
 			return nil, err
 		}
 		e.closers = append(e.closers, ns.Shutdown)
 		e.natsURL = ns.URL()
+		natsWhere = "embedded in the bench process, not measured"
+		if o.natsBin != "" {
+			bin, err := exec.LookPath(o.natsBin)
+			if err == nil {
+				e.cpu.nats, err = findChild(bin)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("nats-server's pid: %w", err)
+			}
+			natsWhere = fmt.Sprintf("a child process (%s, pid %d)", bin, e.cpu.nats)
+		}
 	}
 	if e.relayBin == "" {
 		if e.relayBin, err = buildRelay(ctx, e.tmp); err != nil {
@@ -85,15 +105,19 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 	if err := migrate(ctx, e.dbURL, log); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(e.dbURL)
-	if err != nil {
-		return nil, fmt.Errorf("database url: %w", err)
+	// Both pools keep their connections for the whole run (pgxpool closes
+	// idle ones after 30 minutes): a backend that came and went within a
+	// measurement would have its CPU counted as the cluster's, not theirs.
+	if e.pool, err = e.connect(ctx, benchAppName, 4); err != nil { // truncate, lag probe, settle, CPU samples
+		return nil, err
 	}
-	cfg.MaxConns = int32(max(o.writers, o.latencyWriters) + 4) // the larger set of writers, poller, lag probe, truncate
-	if e.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("connect to postgres: %w", err)
+	if e.writers, err = e.connect(ctx, writersAppName, max(o.writers, o.latencyWriters)); err != nil {
+		return nil, err
 	}
-	e.closers = append(e.closers, e.pool.Close)
+	e.cpu.pool = e.pool
+	if e.cpu.postmaster, err = findPostmaster(ctx, e.pool); err != nil {
+		return nil, err
+	}
 	if e.nc, err = nats.Connect(e.natsURL); err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
@@ -108,7 +132,41 @@ func startEnv(ctx context.Context, o options, log *slog.Logger) (_ *env, err err
 		return nil, fmt.Errorf("postgres version: %w", err)
 	}
 	e.info.Durable = fsync == "on"
+	e.info.NATS = fmt.Sprintf("nats-server %s, %s", e.nc.ConnectedServerVersion(), natsWhere)
+	e.info.PostgresCPU, e.info.NATSCPU = e.cpu.postmaster != 0, e.cpu.nats != 0
+	if !e.info.PostgresCPU {
+		log.Warn("postgres does not run on this host: its CPU is not measured")
+	}
 	return e, nil
+}
+
+// connect opens a pool of at most n connections to the database, named
+// app in pg_stat_activity.
+func (e *env) connect(ctx context.Context, app string, n int) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(e.dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	cfg.MaxConns = int32(n)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	e.closers = append(e.closers, pool.Close)
+	return pool, nil
+}
+
+// withApplicationName returns the connection string dsn, a URL or
+// keyword/value pairs, with its application_name set to name.
+func withApplicationName(dsn, name string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " application_name=" + name // a later keyword wins
 }
 
 // close stops what startEnv started, last first.

@@ -105,10 +105,15 @@ func sourceScenario(ctx context.Context, e *env, o options, s shape) (measuremen
 	if err := truncate(ctx, e.pool); err != nil {
 		return measurement{}, err
 	}
-	l, err := write(ctx, e.pool, o.writers, s, o.duration)
+	var l load
+	cpu, err := e.measureCPU(ctx, deliverer{}, func() (int64, error) {
+		var err error
+		l, err = write(ctx, e.writers, o.writers, s, o.duration)
+		return l.events, err
+	})
 	if err != nil {
 		return measurement{}, err
 	}
-	e.log.Info("source", "shape", s, "events", l.events, "events/s", int(l.rate()))
-	return measurement{Events: l.events, WriteRate: l.rate()}, nil
+	e.log.Info("source", "shape", s, "events", l.events, "events/s", int(l.rate()), "other_postgres_us", int(cpu.OtherPG))
+	return measurement{Events: l.events, WriteRate: l.rate(), CPU: cpu}, nil
 }
