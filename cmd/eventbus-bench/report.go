@@ -86,6 +86,7 @@ func (r *report) finish() {
 			DeliveryRate: median(x.Runs, func(m measurement) float64 { return m.DeliveryRate }),
 			DrainSeconds: median(x.Runs, func(m measurement) float64 { return m.DrainSeconds }),
 			PeakLagBytes: int64(median(x.Runs, func(m measurement) float64 { return float64(m.PeakLagBytes) })),
+			CPU:          medianCost(x.Runs, func(m measurement) cpuCost { return m.CPU }),
 		}
 	}
 	r.Ratios = nil
@@ -100,6 +101,10 @@ func (r *report) finish() {
 		r.addRatio(fmt.Sprintf("%s: relay delivered / baseline-100 delivered", s), burst, delivered, r.find("baseline-100", s), delivered)
 		r.addRatio(fmt.Sprintf("%s: relay delivered / writers' rate with relay", s), burst, delivered, burst, written)
 		r.addRatio(fmt.Sprintf("%s: writers' rate with relay / without (source)", s), burst, written, r.find("source", s), written)
+		if base := r.find("baseline-1000", s); base != nil {
+			r.addCPURatios(fmt.Sprintf("%s: CPU per event", s), len(burst.Runs), len(base.Runs),
+				func(i int) cpuCost { return burst.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
+		}
 	}
 	r.finishLatency()
 	r.finishBacklog()
@@ -145,12 +150,13 @@ func median[T any](xs []T, f func(T) float64) float64 {
 
 func (r *report) printMarkdown(w io.Writer) {
 	r.finish()
-	fmt.Fprintf(w, "\n%d runs (%s) of %s with %d writers, latency %s at each rate with %d writers, backlog %s events, %d CPUs, %s\n",
+	fmt.Fprintf(w, "\n%d runs (%s) of %s with %d writers, latency %s at each rate with %d writers, backlog %s events, %d CPUs, %s; %s\n",
 		r.Runs, strings.Join(r.Scenarios, ", "), r.Duration, r.Writers, r.LatencyDuration, r.LatencyWriters,
-		thousands(float64(r.Backlog)), r.Machine.CPUs, r.Machine.Postgres)
+		thousands(float64(r.Backlog)), r.Machine.CPUs, r.Machine.Postgres, r.Machine.NATS)
 	r.printThroughput(w)
 	r.printLatency(w)
 	r.printBacklog(w)
+	r.printCPU(w)
 	if len(r.Ratios) > 0 {
 		fmt.Fprintln(w, "\n| ratio (within each run) | median | each run |")
 		fmt.Fprintln(w, "|---|--:|---|")

@@ -40,12 +40,15 @@ func (r *report) finishBacklog() {
 			SampledRSS:   int64(median(x.Runs, func(m backlogResult) float64 { return float64(m.SampledRSS) })),
 			CPUSeconds:   median(x.Runs, func(m backlogResult) float64 { return m.CPUSeconds }),
 			CPUPercent:   median(x.Runs, func(m backlogResult) float64 { return m.CPUPercent }),
+			CPU:          medianCost(x.Runs, func(m backlogResult) cpuCost { return m.CPU }),
 		}
 	}
 	relay, base := r.findBacklog("relay"), r.findBacklog("baseline-1000")
 	if relay != nil && base != nil {
 		r.addRatioOf("backlog: relay drain / baseline-1000 drain", len(relay.Runs), len(base.Runs),
 			func(i int) (float64, float64) { return relay.Runs[i].DrainRate, base.Runs[i].DrainRate })
+		r.addCPURatios("backlog: CPU per event", len(relay.Runs), len(base.Runs),
+			func(i int) cpuCost { return relay.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
 	}
 }
 
@@ -53,7 +56,7 @@ func (r *report) printBacklog(w io.Writer) {
 	if len(r.Backlogs) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\n| backlog | events | inserted ev/s | drain ev/s | drain s | relay peak RSS | relay CPU s | relay CPU % | drain ev/s, each run |")
+	fmt.Fprintln(w, "\n| backlog | events | inserted ev/s | drain ev/s | drain s | process peak RSS | process CPU s | process CPU % | drain ev/s, each run |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, x := range r.Backlogs {
 		m := x.Median

@@ -56,6 +56,7 @@ func (r *report) finishLatency() {
 			P99:        median(x.Runs, func(m latencyResult) float64 { return m.P99 }),
 			Max:        median(x.Runs, func(m latencyResult) float64 { return m.Max }),
 			TxnP99:     median(x.Runs, func(m latencyResult) float64 { return m.TxnP99 }),
+			CPU:        medianCost(x.Runs, func(m latencyResult) cpuCost { return m.CPU }),
 		}
 	}
 	for _, relay := range r.Latency {
@@ -73,6 +74,8 @@ func (r *report) finishLatency() {
 			r.addRatioOf(fmt.Sprintf("latency %s at %s ev/s: relay / baseline-1000", q.name, thousands(relay.TargetRate)),
 				len(relay.Runs), len(base.Runs), func(i int) (float64, float64) { return q.f(relay.Runs[i]), q.f(base.Runs[i]) })
 		}
+		r.addCPURatios(fmt.Sprintf("latency at %s ev/s: CPU per event", thousands(relay.TargetRate)), len(relay.Runs), len(base.Runs),
+			func(i int) cpuCost { return relay.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
 	}
 }
 
