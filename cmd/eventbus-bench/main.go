@@ -23,15 +23,14 @@
 //     rate, and the deliverer process's peak RSS and CPU.
 //
 // Around every measurement it reads, from /proc, the CPU time of each
-// component and reports it per delivered event: the relay's
-// process or the poller's (the bench runs the poller as a child process of
-// its own, `eventbus-bench baseline-poller`, a hidden sub-command), the
-// slot's walsender, the deliverer's pooled connections (found in
-// pg_stat_activity by their application_name), the rest of the Postgres
-// cluster beyond the writers' backends, and NATS when it runs as a child
-// process (-nats-bin). The source scenario, with no deliverer, gets the
-// cluster's and NATS's figures alone: what the inserts cost beyond their own
-// backends.
+// component and reports it per delivered event: the relay's process or the
+// poller's (the bench runs the poller as a child process, itself with the
+// hidden sub-command `baseline-poller`), the slot's walsender, the
+// deliverer's pooled connections (found in pg_stat_activity by their
+// application_name), the rest of the Postgres cluster beyond the writers'
+// backends, and NATS when it runs as a child process (-nats-bin). The source
+// scenario, with no deliverer, gets the cluster's and NATS's figures alone:
+// what the inserts cost beyond their own backends.
 //
 // It reports the median of -runs runs and the individual values as markdown
 // tables on stdout, and as JSON with -json. Ratios (relay over baseline) are
