@@ -66,12 +66,18 @@ func TestDoctorChecksTheRelaysRole(t *testing.T) {
 	assert.Equal(t, "the relay connects as "+role+": REPLICATION, not a superuser", res.Detail)
 
 	// Grants taken away: named, and the next migrate gives them back.
+	// The text overload: (boolean, text, text) before PostgreSQL 17, with a
+	// fourth argument (flush) since.
+	var emitText string
+	require.NoError(t, e.db.QueryRow(ctx, `SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = 'pg_logical_emit_message'
+		  AND p.proargtypes[2] = 'text'::regtype`).Scan(&emitText))
 	_, err := e.db.Exec(ctx, `REVOKE UPDATE (retry_count) ON public.event_bus FROM `+role+`;
-		REVOKE EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, text) FROM `+role)
+		REVOKE EXECUTE ON FUNCTION pg_catalog.`+emitText+` FROM `+role)
 	require.NoError(t, err)
 	res = doctorCheck(t, e, 1, "relay role", "EVENTBUS_RELAY_ROLE="+role)
 	assert.Equal(t, "fail", res.Status)
-	assert.Equal(t, role+" lacks what eventbus run needs: UPDATE (retry_count) on public.event_bus; EXECUTE on pg_logical_emit_message(boolean,text,text)", res.Detail)
+	assert.Equal(t, role+" lacks what eventbus run needs: UPDATE (retry_count) on public.event_bus; EXECUTE on "+emitText, res.Detail)
 	assert.Equal(t, "eventbus migrate with EVENTBUS_RELAY_ROLE="+role+", as the owner of public.event_bus, grants them", res.Fix)
 	res = doctorCheck(t, e, 1, "relay role", "EVENTBUS_RELAY_ROLE="+role, "EVENTBUS_RETENTION=30d")
 	assert.Contains(t, res.Detail, "DELETE on public.event_bus", "retention needs DELETE")
