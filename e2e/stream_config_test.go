@@ -52,6 +52,11 @@ func TestRelayCreatesTheStreamAsConfigured(t *testing.T) {
 	} {
 		stream := e.stream + "_" + tc.name
 		relay := e.startRelayEnv(append([]string{"EVENTBUS_STREAM=" + stream}, tc.env...)...)
+		// The stream exists a moment before the relay logs it: a stop in
+		// between would leave the log line unwritten.
+		eventually(t, 30*time.Second, func() (bool, string) {
+			return strings.Contains(relay.out.String(), `msg="stream created"`), tc.name + ": the relay logs the stream it created"
+		})
 		cfg := e.streamInfo(js, stream).Config
 		assert.Equal(t, []string{tc.subjects}, cfg.Subjects, tc.name)
 		assert.Equal(t, jetstream.FileStorage, cfg.Storage, tc.name)
