@@ -52,16 +52,7 @@ func baselineScenario(ctx context.Context, e *env, o options, s shape, batch int
 		l    load
 		last time.Time
 	)
-	cpu, err := e.measureCPU(ctx, pollerDeliverer(p), func() (int64, error) {
-		var err error
-		if l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
-			return 0, err
-		}
-		if last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
-			return 0, err
-		}
-		return l.events, settle(ctx, e.pool)
-	})
+	cpu, err := e.measureCPU(ctx, pollerDeliverer(p), writeAndDrain(ctx, e, o, s, c, &l, &last))
 	if err = stopWith(p, err); err != nil {
 		return measurement{}, err
 	}

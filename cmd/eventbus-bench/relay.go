@@ -134,16 +134,7 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 		last    time.Time
 	)
 	wg.Go(func() { peakLag = samplePeakLag(lagCtx, e.pool) })
-	cpu, err := e.measureCPU(ctx, relayDeliverer(r), func() (int64, error) {
-		var err error
-		if l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
-			return 0, err
-		}
-		if last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
-			return 0, err
-		}
-		return l.events, settle(ctx, e.pool)
-	})
+	cpu, err := e.measureCPU(ctx, relayDeliverer(r), writeAndDrain(ctx, e, o, s, c, &l, &last))
 	stopLag()
 	wg.Wait()
 	if err != nil {
@@ -162,6 +153,24 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 // poller's, too), and a row truncated
 // away under that write makes the relay retry it for seconds (it waits for
 // rows the stream delivered but the table does not show yet), with its
+
+// writeAndDrain is the measured step of a burst, for the relay and the
+// baseline alike: the writers of shape s for o.duration, then until c has
+// counted every event and no row is pending. It reports the events written
+// and leaves the load and the last arrival in l and last.
+func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, l *load, last *time.Time) func() (int64, error) {
+	return func() (int64, error) {
+		var err error
+		if *l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
+			return 0, err
+		}
+		if *last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
+			return 0, err
+		}
+		return l.events, settle(ctx, e.pool)
+	}
+}
+
 // publish window filling behind it: the next measurement would start stalled.
 func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	const q = `SELECT EXISTS (SELECT 1 FROM public.event_bus WHERE status = 'pending')`
