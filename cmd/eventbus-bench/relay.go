@@ -148,12 +148,6 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 	return m, nil
 }
 
-// settle waits until the deliverer has marked every row processed. Events
-// reach the subscriber before the relay's status write commits (the
-// poller's, too), and a row truncated
-// away under that write makes the relay retry it for seconds (it waits for
-// rows the stream delivered but the table does not show yet), with its
-
 // writeAndDrain is the measured step of a burst, for the relay and the
 // baseline alike: the writers of shape s for o.duration, then until c has
 // counted every event and no row is pending. It reports the events written
@@ -171,6 +165,11 @@ func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, 
 	}
 }
 
+// settle waits until the deliverer has marked every row processed. Events
+// reach the subscriber before the relay's status write commits (the
+// poller's, too), and a row truncated
+// away under that write makes the relay retry it for seconds (it waits for
+// rows the stream delivered but the table does not show yet), with its
 // publish window filling behind it: the next measurement would start stalled.
 func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	const q = `SELECT EXISTS (SELECT 1 FROM public.event_bus WHERE status = 'pending')`
