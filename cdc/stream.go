@@ -275,50 +275,101 @@ func (s *Stream) sendStatus(ctx context.Context, replyRequested bool) error {
 	return nil
 }
 
+// MaxBatch bounds the changes Run hands over at once, so memory stays
+// bounded by the receiver's channel capacity × MaxBatch changes.
+const MaxBatch = 64
+
 // Run receives and decodes the stream into out until ctx ends (it then
-// returns nil) or the connection fails. While out is full it keeps sending
+// returns nil) or the connection fails. Changes are handed over in batches,
+// in stream order: a batch ends with a transaction's Commit, a Position, or
+// after MaxBatch changes of a large transaction, and a partial batch is
+// handed over whenever the stream falls silent. So a transaction of one
+// event costs one channel send, not three, and nothing waits for a batch
+// to fill. The receiver owns each batch. While out is full Run keeps sending
 // status updates, so a slow consumer never makes the server drop the
 // connection. Run does not close out.
-func (s *Stream) Run(ctx context.Context, out chan<- Change) error {
+//
+// Reads wait on the connection's read deadline, set to the next status
+// update, rather than on a context per message (which costs pgconn a
+// goroutine and a timer each): ctx ending moves the deadline to now.
+func (s *Stream) Run(ctx context.Context, out chan<- []Change) error {
 	if !s.started {
 		return errors.New("cdc: Run before Start")
 	}
-	ticker := time.NewTicker(s.opts.StandbyInterval)
-	defer ticker.Stop()
-	emit := func(c Change) error {
+	conn := s.conn.Conn()
+	stopWatch := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer func() {
+		if stopWatch() {
+			_ = conn.SetReadDeadline(time.Time{})
+		}
+	}()
+	nextStatus := time.Now().Add(s.opts.StandbyInterval)
+	statusDue := func() error {
+		if time.Now().Before(nextStatus) {
+			return nil
+		}
+		nextStatus = time.Now().Add(s.opts.StandbyInterval)
+		return s.sendStatus(ctx, false)
+	}
+	var batch []Change
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		timer := time.NewTimer(time.Until(nextStatus))
+		defer timer.Stop()
 		for {
 			select {
-			case out <- c:
+			case out <- batch:
+				batch = nil
 				return nil
-			case <-ticker.C:
-				if err := s.sendStatus(ctx, false); err != nil {
+			case <-timer.C:
+				if err := statusDue(); err != nil {
 					return err
 				}
+				timer.Reset(time.Until(nextStatus))
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 	}
+	emit := func(c Change) error {
+		if batch == nil {
+			batch = make([]Change, 0, 4)
+		}
+		batch = append(batch, c)
+		if c.Kind == Commit || c.Kind == Position || len(batch) >= MaxBatch {
+			return flush()
+		}
+		return nil
+	}
 	dec := newDecoder()
 	var lastPosition pglogrepl.LSN
+	var deadline time.Time
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			if err := s.sendStatus(ctx, false); err != nil {
-				return err
-			}
-		default:
+		if err := statusDue(); err != nil {
+			return ignoreCanceled(ctx, err)
 		}
-		rctx, cancel := context.WithTimeout(ctx, s.opts.StandbyInterval)
-		raw, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		if !deadline.Equal(nextStatus) {
+			deadline = nextStatus
+			if err := conn.SetReadDeadline(deadline); err != nil {
+				return fmt.Errorf("receive replication message: %w", err)
+			}
+		}
+		// After the deadline is set: a ctx that ended before would have its
+		// deadline of now overwritten.
+		if ctx.Err() != nil {
+			return nil
+		}
+		raw, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if pgconn.Timeout(err) {
+				if err := flush(); err != nil {
+					return ignoreCanceled(ctx, err)
+				}
 				continue
 			}
 			return fmt.Errorf("receive replication message: %w", err)
@@ -352,7 +403,7 @@ func (s *Stream) Run(ctx context.Context, out chan<- Change) error {
 			}
 			if ka.ReplyRequested {
 				if err := s.sendStatus(ctx, false); err != nil {
-					return err
+					return ignoreCanceled(ctx, err)
 				}
 			}
 		case pglogrepl.XLogDataByteID:
@@ -368,6 +419,12 @@ func (s *Stream) Run(ctx context.Context, out chan<- Change) error {
 				return err
 			}
 			if ok {
+				if c.Kind == Commit {
+					// The keepalive the server sends when it waits for WAL
+					// again (after every transaction, under a steady load)
+					// usually reports this very end: no Position for it.
+					lastPosition = max(lastPosition, c.EndLSN)
+				}
 				if err := emit(c); err != nil {
 					return ignoreCanceled(ctx, err)
 				}

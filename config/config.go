@@ -73,7 +73,7 @@ type Config struct {
 	// PublishWindow bounds the events published to JetStream and not yet acked.
 	PublishWindow int `envconfig:"EVENTBUS_PUBLISH_WINDOW" default:"2048"`
 	// StatusFlushInterval bounds how long an acked event waits for its status write.
-	StatusFlushInterval Duration `envconfig:"EVENTBUS_STATUS_FLUSH_INTERVAL" default:"5ms"`
+	StatusFlushInterval Duration `envconfig:"EVENTBUS_STATUS_FLUSH_INTERVAL" default:"100ms"`
 	// StandbyInterval is how often the confirmed position is reported to Postgres.
 	StandbyInterval Duration `envconfig:"EVENTBUS_STANDBY_INTERVAL" default:"1s"`
 	// HeartbeatInterval is how often the relay writes a heartbeat message to

@@ -83,7 +83,7 @@ type dispatcher struct {
 // died before confirming them. Their rows are looked up in batches and those
 // already processed or failed are skipped: the table is the durable dedup
 // record, whatever JetStream's duplicate window has forgotten meanwhile.
-func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
+func (d *dispatcher) run(ctx context.Context, changes <-chan []cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
 	err := d.dispatch(ctx, changes, backfill, slot)
 	if ctx.Err() != nil {
 		// Stopping, in a backoff, a lookup or the backfill: not a failure.
@@ -94,47 +94,57 @@ func (d *dispatcher) run(ctx context.Context, changes <-chan cdc.Change, backfil
 	return err
 }
 
-func (d *dispatcher) dispatch(ctx context.Context, changes <-chan cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
+func (d *dispatcher) dispatch(ctx context.Context, changes <-chan []cdc.Change, backfill pgx.Tx, slot cdc.Slot) error {
 	if backfill != nil {
 		defer d.m.Backfilling(false)
 		if err := d.backfill(ctx, backfill, slot); err != nil {
 			return err
 		}
 	}
-	batch := make([]cdc.Change, 0, 2*catchUpBatch)
+	var gathered []cdc.Change
 	for {
-		var c cdc.Change
+		var b []cdc.Change
 		select {
-		case c = <-changes:
+		case b = <-changes:
 		case <-ctx.Done():
 			return nil
 		}
-		if c.Kind != cdc.Insert || !d.catchingUp {
-			if err := d.handle(ctx, c, nil); err != nil {
-				return err
+		for i, c := range b {
+			if c.Kind != cdc.Insert || !d.catchingUp {
+				if err := d.handle(ctx, c, nil); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
-		}
-		batch = append(batch[:0], c)
-		ids := appendID(nil, c)
-	gather:
-		for len(ids) < catchUpBatch {
-			select {
-			case c := <-changes:
-				batch = append(batch, c)
+			// Catching up: the rest of this batch and what else is waiting
+			// (up to catchUpBatch ids) are looked up at once.
+			gathered = append(gathered[:0], b[i:]...)
+			var ids []string
+			for _, c := range gathered {
 				ids = appendID(ids, c)
-			default:
-				break gather
 			}
-		}
-		settled, err := d.store.Settled(ctx, ids)
-		if err != nil {
-			return err
-		}
-		for _, c := range batch {
-			if err := d.handle(ctx, c, settled); err != nil {
+		gather:
+			for len(ids) < catchUpBatch {
+				select {
+				case more := <-changes:
+					gathered = append(gathered, more...)
+					for _, c := range more {
+						ids = appendID(ids, c)
+					}
+				default:
+					break gather
+				}
+			}
+			settled, err := d.store.Settled(ctx, ids)
+			if err != nil {
 				return err
 			}
+			for _, c := range gathered {
+				if err := d.handle(ctx, c, settled); err != nil {
+					return err
+				}
+			}
+			break
 		}
 	}
 }

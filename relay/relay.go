@@ -80,7 +80,7 @@ func New(opts Options, pool *pgxpool.Pool, store *outbox.Store, pub *publisher.P
 		opts.PublishWindow = 1024
 	}
 	if opts.FlushInterval <= 0 {
-		opts.FlushInterval = 5 * time.Millisecond
+		opts.FlushInterval = 100 * time.Millisecond
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second

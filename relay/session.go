@@ -121,6 +121,10 @@ func (r *Relay) openBackfill(ctx context.Context, slot cdc.Slot) (pgx.Tx, error)
 	return tx, nil
 }
 
+// changeBatches is how many batches of changes the reader may hand over
+// before the dispatcher takes them: small transactions come one per batch.
+const changeBatches = 16
+
 // pipeline runs the stages of one session, each in its goroutine:
 //
 //	reader (cdc.Stream.Run) ─changes▶ dispatcher ─acks▶ acker ─▶ status writers
@@ -134,7 +138,8 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	// before it are acked and marked, the tracker hands its end to
 	// stream.Confirm, and the next standby status update moves the slot.
 	tr := newTracker(stream.Slot().ConfirmedLSN, stream.Confirm)
-	changes := make(chan cdc.Change, 256)
+	// At most changeBatches × cdc.MaxBatch changes wait for the dispatcher.
+	changes := make(chan []cdc.Change, changeBatches)
 	acks := make(chan inflight, r.opts.PublishWindow)
 
 	readCtx, stopRead := context.WithCancel(ctx)
