@@ -1,6 +1,7 @@
 // Package publisher sends events to NATS JetStream: it ensures the stream
 // exists, builds each message as CONTRACT.md describes and publishes
-// asynchronously, leaving the caller to wait on each PubAck in order.
+// asynchronously, leaving the caller to wait on each PubAck in order
+// (acks.go routes each PubAck to its publish).
 //
 // Errors come in two classes. A RejectedError (errors.Is(err, ErrRejected))
 // concerns one event only: invalid subject, message over max_payload, refused
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,9 +39,9 @@ type Options struct {
 	// stream keeps its own.
 	DuplicateWindow time.Duration
 	MaxAge          time.Duration
-	// MaxPending bounds async publishes awaiting their PubAck: the caller
-	// keeps fewer in flight than this, or publishing stalls (nats.go waits
-	// 200 ms for room, then fails the publish).
+	// MaxPending is the most publishes the caller keeps awaiting their
+	// PubAck (0: 4096); answers for up to twice as many are buffered until
+	// a waiter takes them.
 	MaxPending int
 	// AckTimeout fails an async publish whose PubAck does not arrive in time.
 	AckTimeout time.Duration
@@ -51,7 +53,11 @@ type Publisher struct {
 	opts Options
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	log  *slog.Logger
+	acks *ackRouter
+	// failOnDisconnect is acks for the disconnect handler, which nats.go
+	// may call before Connect has returned.
+	failOnDisconnect atomic.Pointer[ackRouter]
+	log              *slog.Logger
 
 	expectStream []string  // header value: the stream's name
 	foundOnce    sync.Once // an existing stream's settings are logged once
@@ -74,6 +80,9 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 	if opts.AckTimeout == 0 {
 		opts.AckTimeout = 10 * time.Second
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 4096
+	}
 	log := opts.Log
 	p := &Publisher{opts: opts, log: log, closed: make(chan struct{}), expectStream: []string{opts.Stream}}
 	where := natsconn.RedactURL(opts.URL)
@@ -84,6 +93,9 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
+			}
+			if acks := p.failOnDisconnect.Load(); acks != nil {
+				acks.failAll(nats.ErrDisconnected)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
@@ -111,15 +123,18 @@ func Connect(ctx context.Context, opts Options) (*Publisher, error) {
 			return nil, fmt.Errorf("connect to NATS %s: %w", where, err)
 		}
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(opts.MaxPending),
-		jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
-	)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	p.nc, p.js = nc, js
+	acks, err := newAckRouter(nc, 2*opts.MaxPending+256, opts.AckTimeout, p.closed)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe to PubAcks: %w", err)
+	}
+	p.nc, p.js, p.acks = nc, js, acks
+	p.failOnDisconnect.Store(acks)
 	return p, nil
 }
 
@@ -242,8 +257,9 @@ func SubjectCovers(filter, subject string) bool {
 // already: a RejectedError (errors.Is(err, ErrRejected)) concerns this event
 // only; any other means the broker is unavailable or slow.
 type Ack struct {
-	future jetstream.PubAckFuture
-	err    error // a publish that failed before it was sent
+	router  *ackRouter
+	pending *pending
+	err     error // a publish that failed before it was sent
 }
 
 // FailedAck is an Ack whose publish failed before it was sent with err, for
@@ -262,8 +278,11 @@ func (a Ack) Wait(ctx context.Context) error {
 // the publish still outstanding, when tick fires first. A nil tick never
 // fires.
 func (a Ack) WaitOrTick(ctx context.Context, tick <-chan time.Time) (ticked bool, err error) {
-	_, ticked, err = a.wait(ctx, tick)
-	return ticked, err
+	if a.err != nil {
+		return false, a.err
+	}
+	ticked, err = a.router.wait(ctx, a.pending, tick)
+	return ticked, classify(err)
 }
 
 // WaitStored is Wait for a caller that must know where the message is: the
@@ -272,34 +291,10 @@ func (a Ack) WaitOrTick(ctx context.Context, tick <-chan time.Time) (ticked bool
 // duplicate window. That message may be gone: a deleted message's id stays
 // in the window (eventbus verify --repair looks).
 func (a Ack) WaitStored(ctx context.Context) (seq uint64, duplicate bool, err error) {
-	ack, _, err := a.wait(ctx, nil)
-	if err != nil {
+	if _, err := a.WaitOrTick(ctx, nil); err != nil {
 		return 0, false, err
 	}
-	return ack.Sequence, ack.Duplicate, nil
-}
-
-func (a Ack) wait(ctx context.Context, tick <-chan time.Time) (*jetstream.PubAck, bool, error) {
-	if a.err != nil {
-		return nil, false, a.err
-	}
-	select { // an outcome already there wins over a ctx already ended
-	case ack := <-a.future.Ok():
-		return ack, false, nil
-	case err := <-a.future.Err():
-		return nil, false, classify(err)
-	default:
-	}
-	select {
-	case ack := <-a.future.Ok():
-		return ack, false, nil
-	case err := <-a.future.Err():
-		return nil, false, classify(err)
-	case <-tick:
-		return nil, true, nil
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	}
+	return a.pending.seq, a.pending.dup, nil
 }
 
 // Publish builds e's message with Nats-Msg-Id = e.ID and publishes it
@@ -328,9 +323,9 @@ func (p *Publisher) publish(e *event.Event, msgID string, replay bool) (Ack, err
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(wireSize(m)) > limit {
 		return Ack{}, rejected("message of %d bytes exceeds the NATS server's max_payload of %d bytes", wireSize(m), limit)
 	}
-	f, err := p.js.PublishMsgAsync(m)
+	pending, err := p.acks.publish(m)
 	if err != nil {
 		return Ack{}, classify(err)
 	}
-	return Ack{future: f}, nil
+	return Ack{router: p.acks, pending: pending}, nil
 }
