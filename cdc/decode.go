@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -65,12 +66,32 @@ type Change struct {
 type decoder struct {
 	relations map[uint32]*relation
 	commitLSN pglogrepl.LSN // of the transaction being decoded
+	columns   []column      // decodeInsert's, reused
 }
 
 type relation struct {
 	eventBus bool
 	columns  map[string]int // column name → position in a tuple
+	// at holds the tuple position of each eventColumns entry, -1 when the
+	// table has no such column.
+	at [len(eventColumns)]int
 }
+
+// eventColumns are the columns of event_bus an Event is decoded from.
+var eventColumns = [...]string{"id", "event_type", "aggregate_type", "aggregate_id", "organization_id", "status", "created_at", "payload", "metadata"}
+
+// Positions in eventColumns; the text columns come first (through created_at).
+const (
+	colID = iota
+	colEventType
+	colAggregateType
+	colAggregateID
+	colOrganizationID
+	colStatus
+	colCreatedAt
+	colPayload
+	colMetadata
+)
 
 func newDecoder() *decoder { return &decoder{relations: make(map[uint32]*relation)} }
 
@@ -95,6 +116,9 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		// would make pglogrepl allocate by a count read from the wire.
 		return Change{}, false, nil
 	}
+	if pglogrepl.MessageType(data[0]) == pglogrepl.MessageTypeInsert {
+		return d.decodeInsert(data)
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return Change{}, false, fmt.Errorf("parse pgoutput message: %w", err)
@@ -108,23 +132,18 @@ func (d *decoder) decode(data []byte) (_ Change, _ bool, err error) {
 		for i, c := range m.Columns {
 			r.columns[c.Name] = i
 		}
+		for i, name := range eventColumns {
+			r.at[i] = -1
+			if pos, ok := r.columns[name]; ok {
+				r.at[i] = pos
+			}
+		}
 		d.relations[m.RelationID] = r
 	case *pglogrepl.BeginMessage:
 		d.commitLSN = m.FinalLSN
 		return Change{Kind: Begin, CommitLSN: m.FinalLSN, CommitTime: m.CommitTime, Xid: m.Xid}, true, nil
 	case *pglogrepl.CommitMessage:
 		return Change{Kind: Commit, EndLSN: m.TransactionEndLSN}, true, nil
-	case *pglogrepl.InsertMessage:
-		r, found := d.relations[m.RelationID]
-		if !found {
-			return Change{}, false, fmt.Errorf("insert into unknown relation %d: no Relation message received", m.RelationID)
-		}
-		if !r.eventBus {
-			return Change{}, false, nil
-		}
-		e := r.event(m.Tuple)
-		e.CommitLSN = uint64(d.commitLSN)
-		return Change{Kind: Insert, Event: &e}, true, nil
 	case *pglogrepl.LogicalDecodingMessage:
 		if !m.Transactional || m.Prefix != event.RedrivePrefix {
 			return Change{}, false, nil
@@ -148,50 +167,122 @@ func splitIDs(s string) (ids, invalid []string) {
 	return ids, invalid
 }
 
+// column is one value of a tuple: its kind ('n' NULL, 'u' unchanged TOAST,
+// 't' text, 'b' binary) and its bytes, a slice of the message.
+type column struct {
+	kind byte
+	data []byte
+}
+
+// decodeInsert decodes an Insert message ('I', relation id, 'N', tuple)
+// itself: pglogrepl.Parse copies every column twice over (a struct and its
+// bytes), 24 of the 41 allocations an insert used to cost. The columns are
+// read in place and copied once, into the Event.
+func (d *decoder) decodeInsert(data []byte) (Change, bool, error) {
+	if len(data) < 8 || data[5] != 'N' {
+		return Change{}, false, fmt.Errorf("parse pgoutput message: malformed insert (%d bytes)", len(data))
+	}
+	relID := binary.BigEndian.Uint32(data[1:5])
+	r, found := d.relations[relID]
+	if !found {
+		return Change{}, false, fmt.Errorf("insert into unknown relation %d: no Relation message received", relID)
+	}
+	if !r.eventBus {
+		return Change{}, false, nil
+	}
+	n := int(binary.BigEndian.Uint16(data[6:8]))
+	d.columns = d.columns[:0]
+	rest := data[8:]
+	for range n {
+		if len(rest) < 1 {
+			return Change{}, false, fmt.Errorf("parse pgoutput message: insert truncated after %d of %d columns", len(d.columns), n)
+		}
+		c := column{kind: rest[0]}
+		rest = rest[1:]
+		if c.kind == pglogrepl.TupleDataTypeText || c.kind == pglogrepl.TupleDataTypeBinary {
+			if len(rest) < 4 {
+				return Change{}, false, fmt.Errorf("parse pgoutput message: insert truncated in column %d", len(d.columns))
+			}
+			size := binary.BigEndian.Uint32(rest)
+			rest = rest[4:]
+			if uint64(size) > uint64(len(rest)) {
+				return Change{}, false, fmt.Errorf("parse pgoutput message: column %d of %d bytes in an insert of %d", len(d.columns), size, len(data))
+			}
+			c.data, rest = rest[:size], rest[size:]
+		}
+		d.columns = append(d.columns, c)
+	}
+	e := r.event(d.columns)
+	e.CommitLSN = uint64(d.commitLSN)
+	return Change{Kind: Insert, Event: e}, true, nil
+}
+
 // event decodes an event_bus tuple by column name. A row that cannot be
 // decoded still yields an Event with DecodeErr set (and its id when known), so
-// the relay can mark it failed instead of stopping the stream.
-func (r *relation) event(t *pglogrepl.TupleData) event.Event {
-	var e event.Event
+// the relay can mark it failed instead of stopping the stream. The text
+// fields share one string and payload and metadata one byte slice: three
+// allocations with the Event itself.
+func (r *relation) event(cols []column) *event.Event {
+	e := new(event.Event)
 	var errs []error
-	text := func(name string, required bool) (string, bool) {
-		i, ok := r.columns[name]
-		if !ok || t == nil || i >= len(t.Columns) {
+	// value returns column i of eventColumns, ok = false when NULL or
+	// missing (an error when required) or of a kind the relay cannot read.
+	value := func(i int, required bool) ([]byte, bool) {
+		pos := r.at[i]
+		if pos < 0 || pos >= len(cols) {
 			if required {
-				errs = append(errs, fmt.Errorf("column %s missing", name))
+				errs = append(errs, fmt.Errorf("column %s missing", eventColumns[i]))
 			}
-			return "", false
+			return nil, false
 		}
-		c := t.Columns[i]
-		switch c.DataType {
+		switch c := cols[pos]; c.kind {
 		case pglogrepl.TupleDataTypeText:
-			return string(c.Data), true
+			return c.data, true
 		case pglogrepl.TupleDataTypeNull:
 			if required {
-				errs = append(errs, fmt.Errorf("column %s is NULL", name))
+				errs = append(errs, fmt.Errorf("column %s is NULL", eventColumns[i]))
 			}
-			return "", false
+			return nil, false
 		default:
-			errs = append(errs, fmt.Errorf("column %s has unsupported tuple data type %q", name, c.DataType))
-			return "", false
+			errs = append(errs, fmt.Errorf("column %s has unsupported tuple data type %q", eventColumns[i], c.kind))
+			return nil, false
 		}
 	}
-	raw := func(name string) []byte {
-		if s, ok := text(name, false); ok {
-			return []byte(s)
-		}
-		return nil
+	var texts [colCreatedAt + 1][]byte
+	var present [colCreatedAt + 1]bool
+	size := 0
+	for i := range texts {
+		texts[i], present[i] = value(i, i <= colAggregateID)
+		size += len(texts[i])
 	}
-	e.ID, _ = text("id", true)
-	e.EventType, _ = text("event_type", true)
-	e.AggregateType, _ = text("aggregate_type", true)
-	e.AggregateID, _ = text("aggregate_id", true)
-	e.OrganizationID, _ = text("organization_id", false)
-	e.Status, _ = text("status", false)
-	e.Payload = raw("payload")
-	e.Metadata = raw("metadata")
-	if s, ok := text("created_at", false); ok {
-		ts, err := ParseTimestamp(s)
+	var sb strings.Builder
+	sb.Grow(size)
+	for _, t := range texts {
+		sb.Write(t)
+	}
+	all, off := sb.String(), 0
+	var fields [colCreatedAt + 1]string
+	for i, t := range texts {
+		fields[i] = all[off : off+len(t)]
+		off += len(t)
+	}
+	e.ID, e.EventType, e.AggregateType, e.AggregateID = fields[colID], fields[colEventType], fields[colAggregateType], fields[colAggregateID]
+	e.OrganizationID, e.Status = fields[colOrganizationID], fields[colStatus]
+	payload, hasPayload := value(colPayload, false)
+	metadata, hasMetadata := value(colMetadata, false)
+	if hasPayload || hasMetadata {
+		raw := make([]byte, len(payload)+len(metadata))
+		copy(raw, payload)
+		copy(raw[len(payload):], metadata)
+		if hasPayload {
+			e.Payload = raw[:len(payload):len(payload)]
+		}
+		if hasMetadata {
+			e.Metadata = raw[len(payload):]
+		}
+	}
+	if present[colCreatedAt] {
+		ts, err := ParseTimestamp(fields[colCreatedAt])
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -196,3 +196,19 @@ func TestSplitIDsKeepsOnlyEventIDs(t *testing.T) {
 	assert.Equal(t, []string{"6f0c1a52-0000-4000-8000-000000000001", "6F0C1A52-0000-4000-8000-00000000000A"}, ids)
 	assert.Equal(t, []string{"not-a-uuid", "' OR true --"}, invalid)
 }
+
+func TestDecodeTruncatedInsertIsAnError(t *testing.T) {
+	d := newDecoder()
+	_, _, err := d.decode(relationMsg(42, "public", "event_bus", "id", "event_type", "aggregate_type", "aggregate_id"))
+	require.NoError(t, err)
+	full := insertMsg(42, str("0b9d2a3e-7c55-4c1e-9d5e-6c1f2f7d8a90"), str("lead.created"), str("lead"), str("agg-1"))
+	for n := 1; n < len(full); n++ {
+		_, ok, err := d.decode(full[:n])
+		assert.Error(t, err, "insert cut to %d of %d bytes", n, len(full))
+		assert.False(t, ok)
+	}
+	c, ok, err := d.decode(full)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "agg-1", c.Event.AggregateID)
+}
