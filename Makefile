@@ -32,9 +32,9 @@ test-nats-matrix: ## run the e2e delivery and broker fault tests against NATS 2.
 	GO=$(GO) scripts/test-nats-matrix.sh
 
 .PHONY: bench
-bench: ## benchmark the relay against the database alone and the seed's polling design (all five scenarios, 3 runs, ~16 min on 2 cores); table on stdout, JSON in bench.json
+bench: ## benchmark the relay against the database alone and the seed's polling design (all five scenarios, 3 runs, ~16 min on 2 cores; NATS 2.12.15 as a child process so its CPU is measured, built once into the cache); table on stdout, JSON in bench.json
 	scripts/ensure-postgres.sh
-	$(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -json bench.json
+	nats=$$(scripts/install-nats-server.sh 2.12.15 | tail -n 1) && $(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -nats-bin "$$nats" -json bench.json
 
 .PHONY: bench-smoke fuzz-smoke
 bench-smoke: ## every benchmark scenario once for 1 s (CI keeps it from rotting; no thresholds)
