@@ -93,6 +93,18 @@ type Config struct {
 	// RelayRole, when set, is the least-privilege role the relay runs as:
 	// `eventbus migrate` grants it what `eventbus run` needs.
 	RelayRole string `envconfig:"EVENTBUS_RELAY_ROLE"`
+
+	// Webhooks runs the webhook deliverer inside `eventbus run`.
+	Webhooks bool `envconfig:"EVENTBUS_WEBHOOKS" default:"true"`
+	// WebhookTimeout bounds one delivery attempt (connect to last byte).
+	WebhookTimeout Duration `envconfig:"EVENTBUS_WEBHOOK_TIMEOUT" default:"10s"`
+	// WebhookRetryBase is the first retry's wait; it doubles per attempt.
+	WebhookRetryBase Duration `envconfig:"EVENTBUS_WEBHOOK_RETRY_BASE" default:"5s"`
+	// WebhookMaxAttempts ends a delivery failed after this many attempts.
+	WebhookMaxAttempts int `envconfig:"EVENTBUS_WEBHOOK_MAX_ATTEMPTS" default:"10"`
+	// WebhookAllowPrivate lets webhooks target loopback, private and
+	// link-local addresses (tests, a trusted network).
+	WebhookAllowPrivate bool `envconfig:"EVENTBUS_WEBHOOK_ALLOW_PRIVATE" default:"false"`
 }
 
 // Duration is the type of every duration variable: a Go duration ("500ms",
@@ -278,6 +290,9 @@ func (c Config) Validate() error {
 	default:
 		return bad("LOG_FORMAT", "%q: want auto, text or json", c.LogFormat)
 	}
+	if c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 1000 {
+		return bad("WEBHOOK_MAX_ATTEMPTS", "must be between 1 and 1000, got %d", c.WebhookMaxAttempts)
+	}
 	if c.PublishWindow < 1 || c.PublishWindow > 1<<20 {
 		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)
 	}
@@ -297,6 +312,8 @@ func (c Config) Validate() error {
 		{"STANDBY_INTERVAL", c.StandbyInterval},
 		{"REDRIVE_AFTER", c.RedriveAfter},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"WEBHOOK_TIMEOUT", c.WebhookTimeout},
+		{"WEBHOOK_RETRY_BASE", c.WebhookRetryBase},
 	} {
 		if f.d == 0 {
 			return bad(f.name, "must be a positive duration, got %s", f.d)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/internal/backoff"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -175,7 +176,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 	// ack is used up (it failed, or the event is settled).
 	var waiting *inflight
 	defer func() { a.harvest(ctx, waiting, q, acked) }()
-	retry := newBackoff(100*time.Millisecond, 5*time.Second)
+	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	resent := false // the queue was sent again since the last PubAck
 	for {
 		f, open, ticked := q.next(ctx, deadline)
@@ -205,7 +206,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			case err == nil:
 				waiting = nil
 				acked(f)
-				retry.reset()
+				retry.Reset()
 				if resent {
 					a.failing.Store("")
 				}
@@ -227,7 +228,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 					a.tr.done(f.txn)
 					break wait
 				}
-				if !sleep(ctx, retry.next()) {
+				if !backoff.Sleep(ctx, retry.Next()) {
 					return nil
 				}
 				a.send(&f)
@@ -237,9 +238,9 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			default:
 				flush()
 				a.failing.Store(err.Error())
-				wait := retry.next()
+				wait := retry.Next()
 				a.log.Warn("publish failed; sending the unacked events again", "id", f.ev.ID, "err", err, "retry_in", wait.Round(time.Millisecond).String())
-				if !sleep(ctx, wait) {
+				if !backoff.Sleep(ctx, wait) {
 					return nil
 				}
 				// Not into an election: a stream leader must answer first.
@@ -254,9 +255,9 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 					if ctx.Err() != nil {
 						return nil
 					}
-					wait := retry.next()
+					wait := retry.Next()
 					a.log.Debug("stream not answering; waiting", "err", err, "retry_in", wait.Round(time.Millisecond).String())
-					if !sleep(ctx, wait) {
+					if !backoff.Sleep(ctx, wait) {
 						return nil
 					}
 				}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/internal/backoff"
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
@@ -271,7 +272,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 	if !committed.IsZero() {
 		xid = x.xid
 	}
-	wait := newBackoff(100*time.Millisecond, 5*time.Second)
+	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		// A slot of the window first: nats.go never holds more unacked
 		// publishes than the pipeline, so a slow broker slows publishing
@@ -325,7 +326,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 				return errAckerGone
 			}
 		}
-		if !sleep(ctx, wait.next()) {
+		if !backoff.Sleep(ctx, wait.Next()) {
 			return ctx.Err()
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/cdc"
+	"github.com/eventbus/eventbus/internal/backoff"
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/outbox"
@@ -139,7 +140,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.ensurePublication(ctx); err != nil {
 		return err
 	}
-	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	retry := backoff.New(200*time.Millisecond, 10*time.Second)
 	standby := false
 	for {
 		started := time.Now()
@@ -152,9 +153,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			return err
 		}
 		if time.Since(started) > 30*time.Second {
-			backoff.reset()
+			retry.Reset()
 		}
-		wait := backoff.next()
+		wait := retry.Next()
 		r.notStreaming.Store(notStreamingReason(err))
 		switch {
 		case errors.Is(err, cdc.ErrSlotActive):
@@ -167,7 +168,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			standby = false
 			r.log.Warn("relay session ended; retrying", "err", err, "retry_in", wait.Round(time.Millisecond).String())
 		}
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -193,7 +194,7 @@ func (r *Relay) ensurePublication(ctx context.Context) error {
 			return nil
 		}
 		r.log.Warn("database unavailable; retrying", "err", err)
-		if !sleep(ctx, time.Duration(min(attempt+1, 10))*time.Second) {
+		if !backoff.Sleep(ctx, time.Duration(min(attempt+1, 10))*time.Second) {
 			return nil
 		}
 	}

@@ -37,7 +37,11 @@ WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = 'pg_logical_em
 ORDER BY 1`
 
 const relayPolicyExistsSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy
-WHERE polrelid = 'public.event_bus'::regclass AND polname = $1)`
+WHERE polrelid = $2::regclass AND polname = $1)`
+
+// relayPolicyTables are the tables whose rows the relay reads and writes
+// whatever their organization: event_bus, and the webhook deliverer's.
+var relayPolicyTables = []string{"public.event_bus", "public.event_webhooks", "public.event_webhook_deliveries"}
 
 // RelayPolicyName is the name of the row-level security policy on
 // public.event_bus that lets role see and update every row.
@@ -62,6 +66,8 @@ func RelayPolicyName(role string) string {
 //	GRANT UPDATE (status, processed_at, retry_count, error_message)
 //	  ON public.event_bus TO role;                     -- marking rows, the redrive sweep
 //	GRANT SELECT, INSERT, UPDATE ON public.eventbus_slot_state TO role;  -- backfill bookkeeping
+//	GRANT SELECT, UPDATE (enabled) ON public.event_webhooks TO role;     -- webhook deliverer
+//	GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO role;
 //	GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(…) TO role;  -- heartbeat, sweep
 //	CREATE POLICY "eventbus relay: <role>" ON public.event_bus
 //	  FOR ALL TO role USING (true) WITH CHECK (true);  -- RLS is enabled on event_bus
@@ -115,6 +121,10 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 			"GRANT SELECT ON public.event_bus TO "+r,
 			"GRANT UPDATE ("+relayUpdateColumns+") ON public.event_bus TO "+r,
 			"GRANT SELECT, INSERT, UPDATE ON public.eventbus_slot_state TO "+r,
+			// The webhook deliverer: reads endpoints, disables one that
+			// answered 410, records deliveries.
+			"GRANT SELECT, UPDATE (enabled) ON public.event_webhooks TO "+r,
+			"GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO "+r,
 		)
 		if opts.Prune {
 			stmts = append(stmts, "GRANT DELETE ON public.event_bus TO "+r)
@@ -137,18 +147,21 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 		}
 
 		policy := RelayPolicyName(role)
-		var exists bool
-		if err := tx.QueryRow(ctx, relayPolicyExistsSQL, policy).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			// Created only when missing: CREATE POLICY locks event_bus
+		for _, table := range relayPolicyTables {
+			var exists bool
+			if err := tx.QueryRow(ctx, relayPolicyExistsSQL, policy, table).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				continue
+			}
+			// Created only when missing: CREATE POLICY locks the table
 			// exclusively, which would make every migrate wait for (and
 			// block) the writers.
-			s := "CREATE POLICY " + pgx.Identifier{policy}.Sanitize() + " ON public.event_bus FOR ALL TO " + r +
+			s := "CREATE POLICY " + pgx.Identifier{policy}.Sanitize() + " ON " + table + " FOR ALL TO " + r +
 				" USING (true) WITH CHECK (true)"
 			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("create policy %q: %w", policy, err)
+				return fmt.Errorf("create policy %q on %s: %w", policy, table, err)
 			}
 		}
 		return nil

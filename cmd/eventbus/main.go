@@ -10,6 +10,8 @@
 //	eventbus publish   call publish_event
 //	eventbus prune     delete old processed (or failed) events
 //	eventbus tail      print events as they reach the stream
+//	eventbus deliver   deliver webhooks (without the relay)
+//	eventbus webhook   add, list, remove webhook endpoints; their deliveries
 //
 // Configuration comes from EVENTBUS_* environment variables (see README.md).
 package main
@@ -65,6 +67,14 @@ commands:
   tail [SUBJECT_FILTER] [--since T] [--json]
             print events as they reach the stream until SIGINT/SIGTERM;
             the filter (default <prefix>.>) may omit the prefix: lead.>
+  deliver   deliver webhooks until SIGINT/SIGTERM, without the relay (run
+            delivers them too unless EVENTBUS_WEBHOOKS=false); several
+            deliverers share the work
+  webhook add --url URL [--event-type PATTERN]... [--organization-id UUID]
+              [--secret S] [--description D]
+            add an endpoint; prints its id and its secret
+  webhook list [--json] | webhook remove ID
+  webhook deliveries [--webhook ID] [--status S] [--limit N] [--json]
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -115,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = pruneCommand(ctx, cfg, args[1:], stdout)
 	case "tail":
 		err = tailCommand(ctx, cfg, args[1:], stdout, stderr)
+	case "deliver":
+		err = deliverCommand(ctx, cfg, args[1:], log)
+	case "webhook":
+		err = webhookCommand(ctx, cfg, args[1:], stdout)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

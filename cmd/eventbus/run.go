@@ -78,6 +78,15 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		return err
 	}
 	defer stopHTTP()
+	// Webhooks are delivered from the stream by every relay, the standby
+	// too: deliverers share one durable consumer.
+	if cfg.Webhooks {
+		stopDeliverer, err := startDeliverer(ctx, cfg, pool, log)
+		if err != nil {
+			return err
+		}
+		defer stopDeliverer()
+	}
 
 	// nats.go closes the connection for good when a server refuses the
 	// credentials again after a reconnect: the relay cannot go on.

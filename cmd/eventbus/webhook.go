@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventbus/eventbus/config"
+	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/natsconn"
+	"github.com/eventbus/eventbus/webhook"
+)
+
+// version is this build's module version, for the User-Agent.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return strings.TrimPrefix(bi.Main.Version, "v")
+	}
+	return "dev"
+}
+
+// startDeliverer runs the webhook deliverer on a NATS connection of its
+// own (its pulls never queue behind the relay's publishes) until stop.
+func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (stop func(), err error) {
+	natsOpts, err := natsconn.Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("eventbus-webhooks"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+	}
+	userAgent := "eventbus/" + version()
+	d, err := webhook.New(nc, webhook.NewStore(pool), webhook.Options{
+		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
+		Client: webhook.NewClient(webhook.ClientOptions{Timeout: time.Duration(cfg.WebhookTimeout),
+			AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: userAgent}),
+		Timeout: time.Duration(cfg.WebhookTimeout), RetryBase: time.Duration(cfg.WebhookRetryBase),
+		MaxAttempts: cfg.WebhookMaxAttempts, UserAgent: userAgent, Log: log,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = d.Run(ctx) })
+	log.Info("webhook deliverer started", "stream", cfg.Stream, "consumer", webhook.DefaultConsumer)
+	return func() { cancel(); wg.Wait(); nc.Close() }, nil
+}
+
+// deliverCommand runs the webhook deliverer alone until SIGINT/SIGTERM.
+func deliverCommand(ctx context.Context, cfg config.Config, args []string, log *slog.Logger) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	pool, err := newPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	stop, err := startDeliverer(ctx, cfg, pool, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("webhook deliverer stopped")
+	return nil
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func webhookCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return &usageError{"webhook: want add, list, remove or deliveries"}
+	}
+	switch args[0] {
+	case "add":
+		return webhookAdd(ctx, cfg, args[1:], stdout)
+	case "list":
+		return webhookList(ctx, cfg, args[1:], stdout)
+	case "remove":
+		return webhookRemove(ctx, cfg, args[1:], stdout)
+	case "deliveries":
+		return webhookDeliveries(ctx, cfg, args[1:], stdout)
+	}
+	return &usageError{fmt.Sprintf("webhook: unknown subcommand %q; want add, list, remove or deliveries", args[0])}
+}
+
+func webhookAdd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook add")
+	url := fs.String("url", "", "the endpoint's URL, http:// or https:// (required)")
+	var types stringList
+	fs.Var(&types, "event-type", "an event type pattern (lead.created, lead.*, lead.>); repeat for more; none: every type")
+	org := fs.String("organization-id", "", "the organization whose events it receives (none: every organization)")
+	secret := fs.String("secret", "", "whsec_<base64> (default: generated)")
+	description := fs.String("description", "", "what it is for")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return &usageError{"--url is required"}
+	}
+	if err := webhook.CheckURL(*url, cfg.WebhookAllowPrivate); err != nil {
+		if errors.Is(err, webhook.ErrForbiddenTarget) {
+			return &usageError{fmt.Sprintf("--url: %v (EVENTBUS_WEBHOOK_ALLOW_PRIVATE=true allows it)", err)}
+		}
+		return &usageError{fmt.Sprintf("--url: %v", err)}
+	}
+	for _, p := range types {
+		if !webhook.ValidPattern(p) {
+			return &usageError{fmt.Sprintf("--event-type %q is not a pattern such as lead.created, lead.* or lead.>", p)}
+		}
+	}
+	if *org != "" && !event.ValidID(*org) {
+		return &usageError{fmt.Sprintf("--organization-id %q is not a UUID", *org)}
+	}
+	if *secret != "" {
+		if _, err := webhook.ParseSecret(*secret); err != nil {
+			return &usageError{fmt.Sprintf("--secret: %v", err)}
+		}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	e, err := webhook.NewStore(pool).Add(ctx, webhook.Endpoint{URL: *url, EventTypes: types, OrganizationID: *org,
+		Secret: *secret, Enabled: true, Description: *description})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n%s\n", e.ID, e.Secret)
+	return nil
+}
+
+func webhookList(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	list, err := webhook.NewStore(pool).List(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		list[i].Secret = "" // printed once, by add
+	}
+	if *asJSON {
+		if list == nil {
+			list = []webhook.Endpoint{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORGANIZATION\tEVENT TYPES\tENABLED\tURL")
+	for _, e := range list {
+		org, types := e.OrganizationID, strings.Join(e.EventTypes, ",")
+		if org == "" {
+			org = "(all)"
+		}
+		if types == "" {
+			types = "(all)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", e.ID, org, types, e.Enabled, e.URL)
+	}
+	return tw.Flush()
+}
+
+func webhookRemove(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook remove")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || !event.ValidID(fs.Arg(0)) {
+		return &usageError{"webhook remove: want one webhook id (a UUID)"}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := webhook.NewStore(pool).Remove(ctx, fs.Arg(0)); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "removed", fs.Arg(0))
+	return nil
+}
+
+func webhookDeliveries(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook deliveries")
+	id := fs.String("webhook", "", "only this webhook's deliveries")
+	status := fs.String("status", "", "only deliveries in this status: pending, delivered or failed")
+	limit := fs.Int("limit", 100, "at most this many, newest first")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *id != "" && !event.ValidID(*id) {
+		return &usageError{fmt.Sprintf("--webhook %q is not a UUID", *id)}
+	}
+	switch *status {
+	case "", webhook.StatusPending, webhook.StatusDelivered, webhook.StatusFailed:
+	default:
+		return &usageError{fmt.Sprintf("--status %q: want pending, delivered or failed", *status)}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	list, err := webhook.NewStore(pool).Deliveries(ctx, *id, *status, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if list == nil {
+			list = []webhook.Delivery{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWEBHOOK\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST CODE\tLAST ERROR")
+	for _, d := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.ID, d.WebhookID, d.EventID, d.EventType, d.Status, d.Attempts, d.LastStatusCode, d.LastError)
+	}
+	return tw.Flush()
+}
