@@ -261,7 +261,7 @@ func (d *Deliverer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		// checks each endpoint's own), never the stream's older history.
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  d.oldestEndpoint(),
-		AckWait:       30 * time.Second,
+		AckWait:       10 * time.Second, // a killed deliverer's unacked messages come back after it
 		MaxAckPending: 1000,
 	})
 	if errors.Is(err, jetstream.ErrConsumerExists) {
@@ -339,9 +339,10 @@ func (d *Deliverer) workLoop(ctx context.Context) {
 	for {
 		free := cap(d.slots) - len(d.slots)
 		if free > 0 {
-			// The lease outlasts the attempt: the request's timeout, and
-			// room to record the outcome.
-			claimed, err := d.store.Claim(ctx, free, d.opts.Timeout+30*time.Second)
+			// The lease outlasts the attempt: twice the request's timeout
+			// and room to record the outcome; a deliverer killed
+			// mid-attempt leaves its rows due again after it.
+			claimed, err := d.store.Claim(ctx, free, 2*d.opts.Timeout+5*time.Second)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -378,6 +379,11 @@ func (d *Deliverer) start(ctx context.Context, wg *sync.WaitGroup, dl Delivery) 
 		// Created after the last reload (or removed, and its deliveries
 		// with it): look again soon.
 		_ = d.store.Release(ctx, dl.ID, d.opts.ReloadInterval)
+		return
+	}
+	if !e.Enabled {
+		// Kept for when the endpoint is enabled again.
+		_ = d.store.Release(ctx, dl.ID, time.Minute)
 		return
 	}
 	d.mu.Lock()

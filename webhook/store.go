@@ -197,3 +197,38 @@ func (s *Store) Deliveries(ctx context.Context, webhookID, status string, limit 
 		return d, err
 	})
 }
+
+// PreviousSecretValidity is how long a rotated-out secret still signs.
+const PreviousSecretValidity = 24 * time.Hour
+
+// RotateSecret gives an endpoint a new secret; the old one stays valid
+// (deliveries carry both signatures) for PreviousSecretValidity, so
+// receivers can switch without missing a delivery.
+func (s *Store) RotateSecret(ctx context.Context, id, secret string) error {
+	tag, err := s.db.Exec(ctx, `UPDATE public.event_webhooks
+		SET previous_secret = secret, previous_secret_until = now() + $3::interval, secret = $2
+		WHERE id = $1::uuid`, id, secret, PreviousSecretValidity.String())
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Redeliver makes deliveries pending again with their attempts reset: the
+// ones with ids, or, when ids is empty, the failed ones (of webhookID when
+// set). It returns how many.
+func (s *Store) Redeliver(ctx context.Context, ids []string, webhookID string) (int64, error) {
+	const set = `UPDATE public.event_webhook_deliveries
+		SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL `
+	var tag pgconn.CommandTag
+	var err error
+	if len(ids) > 0 {
+		tag, err = s.db.Exec(ctx, set+`WHERE id = ANY($1::uuid[])`, ids)
+	} else {
+		tag, err = s.db.Exec(ctx, set+`WHERE status = 'failed' AND ($1 = '' OR webhook_id = nullif($1, '')::uuid)`, webhookID)
+	}
+	return tag.RowsAffected(), err
+}

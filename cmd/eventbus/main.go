@@ -75,6 +75,10 @@ commands:
             add an endpoint; prints its id and its secret
   webhook list [--json] | webhook remove ID
   webhook deliveries [--webhook ID] [--status S] [--limit N] [--json]
+  webhook rotate-secret ID
+            a new secret, printed; the old one stays valid for 24 h
+  webhook redeliver (--id DELIVERY_ID... | --failed [--webhook ID])
+            make deliveries pending again, attempts reset
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 

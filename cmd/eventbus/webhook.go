@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,15 +82,25 @@ func deliverCommand(ctx context.Context, cfg config.Config, args []string, log *
 	return nil
 }
 
-// stringList is a repeatable flag.
-type stringList []string
+// oneID parses a subcommand that takes one id (a UUID) after its flags.
+func oneID(fs *flag.FlagSet, args []string) (string, error) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = append(args[1:], args[0]) // the id first, flags after it
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", parse(fs, args) // the same error, as a usage error
+	}
+	if fs.NArg() != 1 || !event.ValidID(fs.Arg(0)) {
+		return "", &usageError{fs.Name() + ": want one webhook id (a UUID)"}
+	}
+	return fs.Arg(0), nil
+}
 
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+const webhookSubcommands = "add, list, remove, deliveries, rotate-secret or redeliver"
 
 func webhookCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{"webhook: want add, list, remove or deliveries"}
+		return &usageError{"webhook: want " + webhookSubcommands}
 	}
 	switch args[0] {
 	case "add":
@@ -100,14 +111,18 @@ func webhookCommand(ctx context.Context, cfg config.Config, args []string, stdou
 		return webhookRemove(ctx, cfg, args[1:], stdout)
 	case "deliveries":
 		return webhookDeliveries(ctx, cfg, args[1:], stdout)
+	case "rotate-secret":
+		return webhookRotate(ctx, cfg, args[1:], stdout)
+	case "redeliver":
+		return webhookRedeliver(ctx, cfg, args[1:], stdout)
 	}
-	return &usageError{fmt.Sprintf("webhook: unknown subcommand %q; want add, list, remove or deliveries", args[0])}
+	return &usageError{fmt.Sprintf("webhook: unknown subcommand %q; want %s", args[0], webhookSubcommands)}
 }
 
 func webhookAdd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	fs := flags("webhook add")
 	url := fs.String("url", "", "the endpoint's URL, http:// or https:// (required)")
-	var types stringList
+	var types list
 	fs.Var(&types, "event-type", "an event type pattern (lead.created, lead.*, lead.>); repeat for more; none: every type")
 	org := fs.String("organization-id", "", "the organization whose events it receives (none: every organization)")
 	secret := fs.String("secret", "", "whsec_<base64> (default: generated)")
@@ -194,21 +209,19 @@ func webhookList(ctx context.Context, cfg config.Config, args []string, stdout i
 
 func webhookRemove(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	fs := flags("webhook remove")
-	if err := parse(fs, args); err != nil {
+	id, err := oneID(fs, args)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() != 1 || !event.ValidID(fs.Arg(0)) {
-		return &usageError{"webhook remove: want one webhook id (a UUID)"}
 	}
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := webhook.NewStore(pool).Remove(ctx, fs.Arg(0)); err != nil {
+	if err := webhook.NewStore(pool).Remove(ctx, id); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "removed", fs.Arg(0))
+	fmt.Fprintln(stdout, "removed", id)
 	return nil
 }
 
@@ -252,4 +265,60 @@ func webhookDeliveries(ctx context.Context, cfg config.Config, args []string, st
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.ID, d.WebhookID, d.EventID, d.EventType, d.Status, d.Attempts, d.LastStatusCode, d.LastError)
 	}
 	return tw.Flush()
+}
+
+func webhookRotate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook rotate-secret")
+	id, err := oneID(fs, args)
+	if err != nil {
+		return err
+	}
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := webhook.NewStore(pool).RotateSecret(ctx, id, secret); err != nil {
+		return err
+	}
+	// The old secret keeps signing for a day: deliveries carry both.
+	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+func webhookRedeliver(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flags("webhook redeliver")
+	var ids list
+	fs.Var(&ids, "id", "a delivery id; repeat for more")
+	failed := fs.Bool("failed", false, "every failed delivery (of --webhook when given)")
+	hook := fs.String("webhook", "", "with --failed: only this webhook's")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if (len(ids) > 0) == *failed {
+		return &usageError{"webhook redeliver: want --id DELIVERY_ID... or --failed [--webhook ID]"}
+	}
+	if *hook != "" && (!*failed || !event.ValidID(*hook)) {
+		return &usageError{"webhook redeliver: --webhook takes a webhook id (a UUID), with --failed"}
+	}
+	for _, id := range ids {
+		if !event.ValidID(id) {
+			return &usageError{fmt.Sprintf("--id %q is not a UUID", id)}
+		}
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := webhook.NewStore(pool).Redeliver(ctx, ids, *hook)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d deliveries pending again\n", n)
+	return nil
 }
