@@ -37,7 +37,10 @@ type Options struct {
 	Slot string
 	// Ready reports whether this relay streams with NATS connected; nil is never.
 	Ready func() bool
-	Log   *slog.Logger
+	// WebhookAllowPrivate lets /api/webhooks add endpoints on private and
+	// loopback addresses (EVENTBUS_WEBHOOK_ALLOW_PRIVATE).
+	WebhookAllowPrivate bool
+	Log                 *slog.Logger
 }
 
 // Server serves the monitor's API and page.
@@ -82,6 +85,11 @@ func New(opts Options) *Server {
 	api.HandleFunc("POST /api/events/process", s.handle(s.processPending))
 	api.HandleFunc("POST /api/events/{id}/replay", s.handle(s.replayEvent))
 	api.HandleFunc("GET /api/stats", s.handle(s.stats))
+	api.HandleFunc("GET /api/webhooks", s.handle(s.listWebhooks))
+	api.HandleFunc("POST /api/webhooks", s.handle(s.addWebhook))
+	api.HandleFunc("DELETE /api/webhooks/{id}", s.handle(s.removeWebhook))
+	api.HandleFunc("GET /api/webhooks/{id}/deliveries", s.handle(s.webhookDeliveries))
+	api.HandleFunc("POST /api/webhooks/{id}/redeliver", s.handle(s.redeliverWebhook))
 	api.HandleFunc("/api/", s.handle(func(r *http.Request, _ caller) (int, any, error) {
 		return 0, nil, badRequest(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))

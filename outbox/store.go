@@ -300,6 +300,16 @@ FROM public.event_bus
 WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'
 ORDER BY created_at, id`
 
+// RetryCount returns an event's retry_count.
+func (s *Store) RetryCount(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(retry_count, 0) FROM public.event_bus WHERE id = $1::uuid`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read retry_count of event %s: %w", id, err)
+	}
+	return n, nil
+}
+
 // PendingByIDs returns the events among ids that are not processed yet, oldest first.
 func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]event.Event, error) {
 	rows, err := s.pool.Query(ctx, pendingByIDsSQL, ids)

@@ -96,3 +96,47 @@ func (s RedriveSweep) Run(ctx context.Context) error {
 	})
 	return nil
 }
+
+const failedSQL = `SELECT id::text FROM public.event_bus
+WHERE status = 'failed' AND ($1 = '' OR event_type = $1) AND ($2::timestamptz IS NULL OR created_at >= $2)
+ORDER BY created_at, id
+LIMIT $3
+FOR UPDATE SKIP LOCKED`
+
+// RedriveFailed hands failed events back to the relay as
+// process_pending_events does: they become pending again (retry_count kept)
+// and their ids go into the stream, sweepLimit per transaction. eventType
+// and since (zero: any) narrow them. It returns how many.
+func (s *Store) RedriveFailed(ctx context.Context, eventType string, since time.Time) (int, error) {
+	var sinceArg any
+	if !since.IsZero() {
+		sinceArg = since
+	}
+	total := 0
+	for {
+		n := 0
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, failedSQL, eventType, sinceArg, sweepLimit)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			n = len(ids)
+			if _, err := tx.Exec(ctx, `UPDATE public.event_bus SET status = 'pending' WHERE id = ANY($1::uuid[])`, ids); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, event.RedrivePrefix, strings.Join(ids, ","))
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("redrive failed events: %w", err)
+		}
+		total += n
+		if n < sweepLimit {
+			return total, nil
+		}
+	}
+}

@@ -336,6 +336,7 @@ func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, commit
 // (refused before sending) and the acker (refused in the PubAck).
 type failures struct {
 	store      *outbox.Store
+	pub        *publisher.Publisher // for dead letters
 	maxRetries int
 	m          *metrics.Relay
 	log        *slog.Logger
@@ -362,10 +363,26 @@ func (f *failures) record(ctx context.Context, e *event.Event, xid uint32, cause
 	if failed {
 		f.m.Failed(e.EventType)
 		f.log.Warn("event failed", "id", e.ID, "event_type", e.EventType, "err", cause)
+		f.deadLetter(ctx, e, cause)
 	} else {
 		f.log.Debug("event rejected; will retry", "id", e.ID, "err", cause)
 	}
 	return failed, nil
+}
+
+// deadLetter copies a failed event to the dead-letter stream. The table
+// already says it failed; a copy that cannot be published is logged.
+func (f *failures) deadLetter(ctx context.Context, e *event.Event, cause error) {
+	if f.pub == nil {
+		return
+	}
+	retries, err := f.store.RetryCount(ctx, e.ID)
+	if err == nil {
+		err = f.pub.PublishDeadLetter(ctx, e, retries, cause.Error())
+	}
+	if err != nil && ctx.Err() == nil {
+		f.log.Warn("dead letter not published", "id", e.ID, "err", err)
+	}
 }
 
 // truncate shortens s to at most n bytes for a log line.

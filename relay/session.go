@@ -17,6 +17,14 @@ func (r *Relay) session(ctx context.Context) error {
 	if err := r.pub.EnsureStream(ctx); err != nil {
 		return err
 	}
+	// Dead letters are a copy for operators (the table keeps the failure):
+	// a stream the relay may not create is a warning, not an outage.
+	if err := r.pub.EnsureDeadLetterStream(ctx); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("dead-letter stream unavailable; failed events are not copied to it", "err", err)
+	}
 	if n, err := r.unmarked.write(ctx, r.store); err != nil {
 		return err
 	} else if n > 0 {
@@ -149,7 +157,7 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	ackCtx, stopAck := context.WithCancelCause(context.Background())
 	defer stopAck(nil)
 
-	failures := &failures{store: r.store, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
+	failures := &failures{store: r.store, pub: r.pub, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
 	window := make(chan struct{}, r.opts.PublishWindow)
 	parts := stage{pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log}
 	d := &dispatcher{stage: parts, acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil}

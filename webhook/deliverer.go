@@ -38,7 +38,10 @@ type Options struct {
 	// ReloadInterval is how often the endpoints are read again.
 	ReloadInterval time.Duration
 	UserAgent      string
-	Log            *slog.Logger
+	// DuplicateWindow and MaxAge configure the dead-letter stream when the
+	// deliverer is the one to create it (as publisher.EnsureStream would).
+	DuplicateWindow, MaxAge time.Duration
+	Log                     *slog.Logger
 }
 
 // DefaultConsumer is the durable consumer deliverers share.
@@ -196,6 +199,9 @@ func (d *Deliverer) consumeLoop(ctx context.Context) {
 }
 
 func (d *Deliverer) consume(ctx context.Context) error {
+	if err := publisher.EnsureDeadLetterStream(ctx, d.js, d.opts.Stream, d.opts.SubjectPrefix, d.opts.DuplicateWindow, d.opts.MaxAge); err != nil && ctx.Err() == nil {
+		d.opts.Log.Warn("webhooks: dead-letter stream unavailable; failed deliveries are not copied to it", "err", err)
+	}
 	cons, err := d.consumer(ctx)
 	if err != nil {
 		return err
@@ -441,6 +447,18 @@ func (d *Deliverer) attempt(ctx context.Context, e *Endpoint, dl Delivery) {
 	}
 	if status == StatusFailed {
 		d.opts.Log.Warn("webhooks: delivery failed", "webhook", e.ID, "event_id", dl.EventID, "attempts", attempts, "err", lastErr)
+		d.deadLetter(ctx, e, dl, attempts, lastErr)
+	}
+}
+
+// deadLetter copies a delivery that ended failed to the dead-letter stream;
+// the deliveries table keeps it either way.
+func (d *Deliverer) deadLetter(ctx context.Context, e *Endpoint, dl Delivery, attempts int, lastErr string) {
+	m := publisher.WebhookDeadLetter(d.opts.SubjectPrefix, e.ID, dl.MessageID, dl.EventType, dl.Body, attempts, lastErr)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := d.js.PublishMsg(ctx, m, jetstream.WithExpectStream(publisher.DeadLetterStream(d.opts.Stream))); err != nil && ctx.Err() == nil {
+		d.opts.Log.Warn("webhooks: dead letter not published", "webhook", e.ID, "event_id", dl.EventID, "err", err)
 	}
 }
 

@@ -232,3 +232,11 @@ func (s *Store) Redeliver(ctx context.Context, ids []string, webhookID string) (
 	}
 	return tag.RowsAffected(), err
 }
+
+// RedeliverOf is Redeliver of the deliveries ids that belong to webhookID.
+func (s *Store) RedeliverOf(ctx context.Context, webhookID string, ids []string) (int64, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE public.event_webhook_deliveries
+		SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL
+		WHERE webhook_id = $1::uuid AND id = ANY($2::uuid[])`, webhookID, ids)
+	return tag.RowsAffected(), err
+}

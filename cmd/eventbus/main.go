@@ -12,6 +12,7 @@
 //	eventbus tail      print events as they reach the stream
 //	eventbus deliver   deliver webhooks (without the relay)
 //	eventbus webhook   add, list, remove webhook endpoints; their deliveries
+//	eventbus dlq       list the dead-letter stream; redrive failed events
 //
 // Configuration comes from EVENTBUS_* environment variables (see README.md).
 package main
@@ -79,6 +80,10 @@ commands:
             a new secret, printed; the old one stays valid for 24 h
   webhook redeliver (--id DELIVERY_ID... | --failed [--webhook ID])
             make deliveries pending again, attempts reset
+  dlq list [--json]
+            the dead letters: failed events and failed webhook deliveries
+  dlq redrive [--event-type X] [--since T]
+            hand failed events back to the relay (as process_pending_events)
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -133,6 +138,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = deliverCommand(ctx, cfg, args[1:], log)
 	case "webhook":
 		err = webhookCommand(ctx, cfg, args[1:], stdout)
+	case "dlq":
+		err = dlqCommand(ctx, cfg, args[1:], stdout)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

@@ -122,6 +122,7 @@ func serveHTTP(cfg config.Config, reg *prometheus.Registry, r *relay.Relay, pool
 		m = monitor.New(monitor.Options{
 			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
 			JWKSURL: cfg.JWKSURL, JWTAudience: cfg.JWTAudience, Slot: cfg.Slot, Ready: r.Ready, Log: log,
+			WebhookAllowPrivate: cfg.WebhookAllowPrivate,
 		})
 		mon = m
 	}

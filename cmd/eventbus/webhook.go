@@ -50,6 +50,7 @@ func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, 
 			AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: userAgent}),
 		Timeout: time.Duration(cfg.WebhookTimeout), RetryBase: time.Duration(cfg.WebhookRetryBase),
 		MaxAttempts: cfg.WebhookMaxAttempts, UserAgent: userAgent, Log: log,
+		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge),
 	})
 	if err != nil {
 		nc.Close()
