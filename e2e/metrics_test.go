@@ -113,9 +113,13 @@ func TestMetricsLatencyAndBacklog(t *testing.T) {
 	assert.Equal(t, s.value("eventbus_event_latency_seconds_count"), s.value(`eventbus_event_latency_seconds_bucket{le="10"}`),
 		"every end-to-end latency is under 10s")
 
-	// The alert rules and the dashboard name only metrics the relay exports.
+	// The alert rules and the dashboard name only metrics the relay exports
+	// (the webhook deliverer's: TestMetricsOfWebhooks).
 	used := append(alertMetrics(t), dashboardMetrics(t)...)
 	for _, name := range used {
+		if strings.HasPrefix(name, "eventbus_webhook_") {
+			continue
+		}
 		assert.True(t, s.families[name], "%s is used in deploy/ but not exported", name)
 	}
 	relay.requireRunning()
@@ -293,4 +297,37 @@ func TestMetricsDeployFiles(t *testing.T) {
 	t.Parallel()
 	assert.NotEmpty(t, alertMetrics(t))
 	assert.NotEmpty(t, dashboardMetrics(t))
+}
+
+// The deliverer's metrics: attempts by endpoint and result, their duration,
+// and the age of the oldest delivery still pending per endpoint; the alert
+// rules' webhook metrics are among them.
+func TestMetricsOfWebhooks(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	// One retry after an hour: the delivery stays pending after its first attempt.
+	e := setup(t, withEnv("EVENTBUS_HTTP_ADDR="+addr, "EVENTBUS_WEBHOOK_ALLOW_PRIVATE=true", "EVENTBUS_WEBHOOK_RETRY_BASE=1h"))
+	ctx := t.Context()
+	ok := newHookReceiver(t, nil)
+	down := newHookReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+	okID, _ := e.addWebhook("--url", ok.srv.URL)
+	downID, _ := e.addWebhook("--url", down.srv.URL)
+	e.startRelay()
+	waitHTTP(t, 30*time.Second, addr, "/readyz", http.StatusOK)
+	e.waitWebhookConsumer()
+	e.publish(ctx, "order.placed", "o-1", `{}`)
+
+	s := waitMetrics(t, 60*time.Second, addr, func(s scrape) (bool, string) {
+		delivered := s.value(`eventbus_webhook_attempts_total{result="delivered",webhook="` + okID + `"}`)
+		retry := s.value(`eventbus_webhook_attempts_total{result="retry",webhook="` + downID + `"}`)
+		age := s.value(`eventbus_webhook_oldest_pending_seconds{webhook="` + downID + `"}`)
+		return delivered == 1 && retry == 1 && age > 0, fmt.Sprintf("delivered %v, retry %v, oldest pending %v", delivered, retry, age)
+	})
+	assert.Equal(t, 2.0, s.value("eventbus_webhook_attempt_duration_seconds_count"))
+	assert.Equal(t, -1.0, s.value(`eventbus_webhook_oldest_pending_seconds{webhook="`+okID+`"}`), "nothing pending for the endpoint that answered")
+	for _, name := range append(alertMetrics(t), dashboardMetrics(t)...) {
+		if strings.HasPrefix(name, "eventbus_webhook_") {
+			assert.True(t, s.families[name], "%s is used in deploy/ but not exported", name)
+		}
+	}
 }

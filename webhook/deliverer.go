@@ -41,8 +41,22 @@ type Options struct {
 	// DuplicateWindow and MaxAge configure the dead-letter stream when the
 	// deliverer is the one to create it (as publisher.EnsureStream would).
 	DuplicateWindow, MaxAge time.Duration
-	Log                     *slog.Logger
+	// Metrics counts attempts (nil: none).
+	Metrics Metrics
+	Log     *slog.Logger
 }
+
+// Metrics is what the deliverer reports (metrics.Webhooks).
+type Metrics interface {
+	Attempted(webhookID, result string, took time.Duration)
+}
+
+// Attempt results, for Metrics.
+const (
+	ResultDelivered = "delivered"
+	ResultRetry     = "retry"
+	ResultFailed    = "failed"
+)
 
 // DefaultConsumer is the durable consumer deliverers share.
 const DefaultConsumer = "eventbus-webhooks"
@@ -414,10 +428,12 @@ func (d *Deliverer) start(ctx context.Context, wg *sync.WaitGroup, dl Delivery) 
 
 // attempt POSTs one delivery and records the outcome.
 func (d *Deliverer) attempt(ctx context.Context, e *Endpoint, dl Delivery) {
+	started := time.Now()
 	code, retryAfter, err := d.post(ctx, e, dl)
 	if ctx.Err() != nil {
 		return // stopping: the lease runs out and the delivery is tried again
 	}
+	took := time.Since(started)
 	attempts := dl.Attempts + 1
 	status, lastErr, next := StatusPending, "", time.Time{}
 	switch {
@@ -440,6 +456,10 @@ func (d *Deliverer) attempt(ctx context.Context, e *Endpoint, dl Delivery) {
 		} else {
 			next = time.Now().Add(max(retryWait(d.opts.RetryBase, attempts), min(retryAfter, maxRetryWait)))
 		}
+	}
+	if d.opts.Metrics != nil {
+		result := map[string]string{StatusDelivered: ResultDelivered, StatusPending: ResultRetry, StatusFailed: ResultFailed}[status]
+		d.opts.Metrics.Attempted(e.ID, result, took)
 	}
 	if err := d.store.Attempted(ctx, dl.ID, status, code, lastErr, next); err != nil {
 		d.opts.Log.Warn("webhooks: recording an attempt failed; the delivery is tried again", "delivery", dl.ID, "err", err)

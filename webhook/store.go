@@ -240,3 +240,25 @@ func (s *Store) RedeliverOf(ctx context.Context, webhookID string, ids []string)
 		WHERE webhook_id = $1::uuid AND id = ANY($2::uuid[])`, webhookID, ids)
 	return tag.RowsAffected(), err
 }
+
+// OldestPending returns the age of the oldest pending delivery of the
+// limit endpoints whose oldest is oldest, for metrics.
+func (s *Store) OldestPending(ctx context.Context, limit int) (map[string]time.Duration, error) {
+	rows, err := s.db.Query(ctx, `SELECT webhook_id::text, extract(epoch FROM now() - min(created_at))::float8
+		FROM public.event_webhook_deliveries WHERE status = 'pending'
+		GROUP BY webhook_id ORDER BY min(created_at) LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ages := map[string]time.Duration{}
+	for rows.Next() {
+		var id string
+		var secs float64
+		if err := rows.Scan(&id, &secs); err != nil {
+			return nil, err
+		}
+		ages[id] = time.Duration(secs * float64(time.Second))
+	}
+	return ages, rows.Err()
+}

@@ -16,9 +16,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/webhook"
 )
@@ -33,7 +35,8 @@ func version() string {
 
 // startDeliverer runs the webhook deliverer on a NATS connection of its
 // own (its pulls never queue behind the relay's publishes) until stop.
-func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (stop func(), err error) {
+// reg, when not nil, gets the deliverer's metrics.
+func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	natsOpts, err := natsconn.Options(cfg)
 	if err != nil {
 		return nil, err
@@ -44,13 +47,18 @@ func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, 
 		return nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
 	}
 	userAgent := "eventbus/" + version()
-	d, err := webhook.New(nc, webhook.NewStore(pool), webhook.Options{
+	store := webhook.NewStore(pool)
+	var m webhook.Metrics
+	if reg != nil {
+		m = metrics.NewWebhooks(reg, store.OldestPending)
+	}
+	d, err := webhook.New(nc, store, webhook.Options{
 		Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		Client: webhook.NewClient(webhook.ClientOptions{Timeout: time.Duration(cfg.WebhookTimeout),
 			AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: userAgent}),
 		Timeout: time.Duration(cfg.WebhookTimeout), RetryBase: time.Duration(cfg.WebhookRetryBase),
 		MaxAttempts: cfg.WebhookMaxAttempts, UserAgent: userAgent, Log: log,
-		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge),
+		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge), Metrics: m,
 	})
 	if err != nil {
 		nc.Close()
@@ -73,7 +81,9 @@ func deliverCommand(ctx context.Context, cfg config.Config, args []string, log *
 		return err
 	}
 	defer pool.Close()
-	stop, err := startDeliverer(ctx, cfg, pool, log)
+	// Alone, the deliverer serves no HTTP: its metrics are those of the
+	// relays' deliverers (run), not of this process.
+	stop, err := startDeliverer(ctx, cfg, pool, nil, log)
 	if err != nil {
 		return err
 	}
