@@ -22,6 +22,7 @@ const state = {
   refreshing: false,
   detailId: null,
   timer: null,
+  redelivered: {},      // webhook id -> the last Redeliver's result
 };
 
 // ---------- API ----------
@@ -128,10 +129,11 @@ async function refresh() {
   state.refreshing = true;
   const gen = state.generation;
   try {
-    const [stats, page] = await Promise.all([api("/api/stats"), api(eventsUrl(null))]);
+    const [stats, page, hooks] = await Promise.all([api("/api/stats"), api(eventsUrl(null)), loadWebhooks()]);
     if (gen !== state.generation) return; // filters changed meanwhile; a new refresh is coming
     renderStats(stats);
     mergeFirstPage(page);
+    renderWebhooks(hooks);
     showBanner("");
     if (state.detailId) await refreshDetail();
   } catch (err) {
@@ -142,6 +144,92 @@ async function refresh() {
     state.refreshing = false;
     if (gen !== state.generation) refresh();
     else if (!$("app").hidden) schedule();
+  }
+}
+
+// ---------- Webhooks: endpoints and their failed deliveries ----------
+
+// Each endpoint with its latest failed deliveries (at most 20). A failure
+// here (an older relay, say) leaves the rest of the page alone.
+async function loadWebhooks() {
+  try {
+    const { webhooks } = await api("/api/webhooks");
+    return await Promise.all(webhooks.map(async (w) => {
+      const { deliveries } = await api(`/api/webhooks/${encodeURIComponent(w.id)}/deliveries?status=failed&limit=20`);
+      return { ...w, failed: deliveries };
+    }));
+  } catch (err) {
+    return err;
+  }
+}
+
+// Rebuilt on every refresh; a Redeliver result stays until the next action.
+function renderWebhooks(hooks) {
+  const root = $("webhooks");
+  if (hooks instanceof Error) {
+    $("webhooks-state").textContent = `Could not load webhooks: ${hooks.message}`;
+    return;
+  }
+  root.replaceChildren();
+  $("webhooks-state").textContent = hooks.length ? "" : "No webhook endpoints.";
+  for (const w of hooks) {
+    const box = document.createElement("div");
+    box.className = "webhook";
+    box.dataset.testid = "webhook";
+    box.dataset.id = w.id;
+    const head = document.createElement("div");
+    head.className = "webhook-head";
+    const url = document.createElement("span");
+    url.className = "mono";
+    url.textContent = w.url;
+    const what = document.createElement("span");
+    what.textContent = ` ${(w.event_types || []).length ? w.event_types.join(", ") : "every type"} · ${w.organization_id || "every organization"}${w.enabled ? "" : " · disabled"}`;
+    const count = document.createElement("span");
+    count.dataset.testid = "webhook-failed-count";
+    count.className = w.failed.length ? "badge badge-failed" : "badge badge-processed";
+    count.textContent = `${w.failed.length} failed`;
+    head.append(url, what, " ", count);
+    box.append(head);
+    if (w.failed.length) {
+      const table = document.createElement("table");
+      table.innerHTML = "<thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Event</th><th scope=\"col\">Type</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last error</th></tr></thead>";
+      const body = document.createElement("tbody");
+      for (const d of w.failed) {
+        const tr = document.createElement("tr");
+        tr.dataset.testid = "webhook-delivery";
+        tr.dataset.id = d.id;
+        tr.append(cell("Time", fmtTime(d.created_at)), cell("Event", d.event_id), cell("Type", d.event_type),
+          cell("Attempts", String(d.attempts)), cell("Last error", d.last_error || "", "webhook-delivery-error"));
+        body.append(tr);
+      }
+      table.append(body);
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = "Redeliver failed";
+      btn.dataset.testid = "btn-redeliver";
+      btn.addEventListener("click", () => onRedeliver(w.id, btn));
+      box.append(table, btn);
+    }
+    const result = document.createElement("span");
+    result.dataset.testid = "redeliver-result";
+    result.setAttribute("role", "status");
+    result.textContent = state.redelivered[w.id] || "";
+    box.append(result);
+    root.append(box);
+  }
+}
+
+async function onRedeliver(id, btn) {
+  btn.disabled = true;
+  try {
+    const { redelivered } = await api(`/api/webhooks/${encodeURIComponent(id)}/redeliver`, { method: "POST" });
+    state.redelivered[id] = `${redelivered} ${redelivered === 1 ? "delivery" : "deliveries"} redelivered`;
+  } catch (err) {
+    state.redelivered[id] = `Redeliver failed: ${err.message}`;
+    handleError(err);
+  } finally {
+    btn.disabled = false;
+    refresh();
   }
 }
 
