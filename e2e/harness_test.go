@@ -265,7 +265,15 @@ func (e *env) startRelay() *relayProc {
 // overriding, the test's environment for this process only.
 func (e *env) startRelayEnv(kv ...string) *relayProc {
 	e.t.Helper()
-	p := &relayProc{t: e.t, cmd: e.command("run"), out: &syncBuffer{}, done: make(chan struct{})}
+	return e.startCommand("run", kv...)
+}
+
+// startCommand starts `eventbus <command>` with variables added to the
+// test's environment; the test's cleanup kills it if still running and logs
+// its output when the test failed.
+func (e *env) startCommand(command string, kv ...string) *relayProc {
+	e.t.Helper()
+	p := &relayProc{t: e.t, cmd: e.command(command), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(p.cmd.Env, kv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(e.t, p.cmd.Start())
@@ -274,7 +282,7 @@ func (e *env) startRelayEnv(kv ...string) *relayProc {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		if e.t.Failed() {
-			e.t.Logf("relay output:\n%s", p.out.String())
+			e.t.Logf("eventbus %s output:\n%s", command, p.out.String())
 		}
 	})
 	return p

@@ -21,19 +21,7 @@ import (
 // startDeliverer starts `eventbus deliver`; the test's cleanup kills it.
 func (e *env) startDeliverer(kv ...string) *relayProc {
 	e.t.Helper()
-	p := &relayProc{t: e.t, cmd: e.command("deliver"), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(p.cmd.Env, kv...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(e.t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	e.t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if e.t.Failed() {
-			e.t.Logf("deliverer output:\n%s", p.out.String())
-		}
-	})
-	return p
+	return e.startCommand("deliver", kv...)
 }
 
 func (e *env) run(args ...string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventbus/eventbus/internal/backoff"
 	"github.com/eventbus/eventbus/publisher"
 )
 
@@ -198,15 +199,15 @@ func (d *Deliverer) consumeLoop(ctx context.Context) {
 	if !d.waitFirstEndpoint(ctx) {
 		return
 	}
-	wait := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		err := d.consume(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		w := wait.next()
+		w := wait.Next()
 		d.opts.Log.Warn("webhooks: reading the stream failed; retrying", "err", err, "retry_in", w.Round(time.Millisecond).String())
-		if !sleep(ctx, w) {
+		if !backoff.Sleep(ctx, w) {
 			return
 		}
 	}
@@ -355,7 +356,7 @@ func (d *Deliverer) workLoop(ctx context.Context) {
 	defer wg.Wait()
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
-	wait := backoff{base: 100 * time.Millisecond, max: 5 * time.Second}
+	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		free := cap(d.slots) - len(d.slots)
 		if free > 0 {
@@ -367,14 +368,14 @@ func (d *Deliverer) workLoop(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				w := wait.next()
+				w := wait.Next()
 				d.opts.Log.Warn("webhooks: claiming deliveries failed; retrying", "err", err, "retry_in", w.Round(time.Millisecond).String())
-				if !sleep(ctx, w) {
+				if !backoff.Sleep(ctx, w) {
 					return
 				}
 				continue
 			}
-			wait.reset()
+			wait.Reset()
 			for _, dl := range claimed {
 				d.start(ctx, &wg, dl)
 			}
@@ -548,32 +549,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-// backoff is a capped exponential wait for the loops that talk to NATS and
-// Postgres.
-type backoff struct {
-	base, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.base
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return time.Duration(float64(b.cur) * (0.5 + rand.Float64()/2))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
