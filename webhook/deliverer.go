@@ -106,9 +106,6 @@ type Deliverer struct {
 	firstEndpoint chan struct{}
 	firstOnce     sync.Once
 	kick          chan struct{} // a delivery was enqueued: look for due ones now
-	slots         chan struct{} // Concurrency
-	mu            sync.Mutex
-	busy          map[string]int // attempts in flight per endpoint
 }
 
 // New returns a Deliverer reading opts.Stream through nc and writing
@@ -122,8 +119,7 @@ func New(nc *nats.Conn, store *Store, opts Options) (*Deliverer, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Deliverer{opts: opts, store: store, js: js, kick: make(chan struct{}, 1), firstEndpoint: make(chan struct{}),
-		slots: make(chan struct{}, opts.Concurrency), busy: map[string]int{}}
+	d := &Deliverer{opts: opts, store: store, js: js, kick: make(chan struct{}, 1), firstEndpoint: make(chan struct{})}
 	empty := map[string]*Endpoint{}
 	d.endpoints.Store(&empty)
 	return d, nil
@@ -347,23 +343,75 @@ func eventIDOf(body []byte) string {
 	return id
 }
 
-// workLoop claims due deliveries and attempts them.
+// queue is the deliveries of one endpoint claimed and waiting for a slot.
+type queue struct {
+	waiting []Delivery
+	busy    int // attempts in flight
+}
+
+// workLoop claims due deliveries and attempts them: at most Concurrency at
+// once, PerEndpoint of one endpoint. Claimed deliveries wait in their
+// endpoint's queue (fewer than 4×PerEndpoint of them, inside the claim's
+// lease); an endpoint whose queue is full is left out of the next claims,
+// so a slow endpoint keeps its own queue full and takes no slot or claim
+// from the others. The loop owns the queues; attempts report back on done.
 func (d *Deliverer) workLoop(ctx context.Context) {
 	if !d.waitFirstEndpoint(ctx) {
 		return
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	done := make(chan string, d.opts.Concurrency)
+	queues := map[string]*queue{}
+	inFlight, queued := 0, 0
+	finished := func(id string) {
+		inFlight--
+		if q := queues[id]; q != nil {
+			q.busy--
+		}
+	}
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
 	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
-		free := cap(d.slots) - len(d.slots)
-		if free > 0 {
-			// The lease outlasts the attempt: twice the request's timeout
-			// and room to record the outcome; a deliverer killed
-			// mid-attempt leaves its rows due again after it.
-			claimed, err := d.store.Claim(ctx, free, 2*d.opts.Timeout+5*time.Second)
+		// Start what the slots allow.
+		for id, q := range queues {
+			for len(q.waiting) > 0 && q.busy < d.opts.PerEndpoint && inFlight < d.opts.Concurrency {
+				dl := q.waiting[0]
+				q.waiting = q.waiting[1:]
+				queued--
+				e := (*d.endpoints.Load())[id]
+				if e == nil || !e.Enabled {
+					_ = d.store.Release(ctx, dl.ID, d.opts.ReloadInterval)
+					continue
+				}
+				q.busy++
+				inFlight++
+				wg.Go(func() {
+					d.attempt(ctx, e, dl)
+					done <- id
+				})
+			}
+			if len(q.waiting) == 0 && q.busy == 0 {
+				delete(queues, id)
+			}
+		}
+		// Claim more while there is room: twice the slots, counting those
+		// in use, and up to 2×PerEndpoint more for an endpoint whose queue
+		// is not full.
+		if room := 2*d.opts.Concurrency - inFlight - queued; room > 0 {
+			perEndpoint := 2 * d.opts.PerEndpoint
+			var full []string
+			for id, q := range queues {
+				if len(q.waiting) >= perEndpoint {
+					full = append(full, id)
+				}
+			}
+			// The lease outlasts the wait in a queue (at most 4×PerEndpoint
+			// deliveries, PerEndpoint at a time) and the attempt, with room
+			// to record the outcome; a deliverer killed meanwhile leaves its
+			// rows due again once it has passed.
+			claimed, err := d.store.Claim(ctx, room, perEndpoint, full, 5*d.opts.Timeout+5*time.Second)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -376,55 +424,50 @@ func (d *Deliverer) workLoop(ctx context.Context) {
 				continue
 			}
 			wait.Reset()
+			taken := 0
 			for _, dl := range claimed {
-				d.start(ctx, &wg, dl)
+				e := (*d.endpoints.Load())[dl.WebhookID]
+				switch {
+				case e == nil:
+					// Created after the last reload (or removed, and its
+					// deliveries with it): look again soon.
+					_ = d.store.Release(ctx, dl.ID, d.opts.ReloadInterval)
+				case !e.Enabled:
+					// Kept for when the endpoint is enabled again.
+					_ = d.store.Release(ctx, dl.ID, time.Minute)
+				default:
+					q := queues[dl.WebhookID]
+					if q == nil {
+						q = &queue{}
+						queues[dl.WebhookID] = q
+					}
+					q.waiting = append(q.waiting, dl)
+					queued++
+					taken++
+				}
 			}
-			if len(claimed) == free {
-				continue // there may be more due
+			if taken > 0 {
+				continue // start them
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case id := <-done:
+			finished(id)
+		drain:
+			for {
+				select {
+				case id := <-done:
+					finished(id)
+				default:
+					break drain
+				}
+			}
 		case <-d.kick:
 		case <-poll.C:
 		}
 	}
-}
-
-// start attempts dl in a goroutine of its own when its endpoint has room,
-// else hands it back for a little later.
-func (d *Deliverer) start(ctx context.Context, wg *sync.WaitGroup, dl Delivery) {
-	e := (*d.endpoints.Load())[dl.WebhookID]
-	if e == nil {
-		// Created after the last reload (or removed, and its deliveries
-		// with it): look again soon.
-		_ = d.store.Release(ctx, dl.ID, d.opts.ReloadInterval)
-		return
-	}
-	if !e.Enabled {
-		// Kept for when the endpoint is enabled again.
-		_ = d.store.Release(ctx, dl.ID, time.Minute)
-		return
-	}
-	d.mu.Lock()
-	if d.busy[e.ID] >= d.opts.PerEndpoint {
-		d.mu.Unlock()
-		_ = d.store.Release(ctx, dl.ID, 250*time.Millisecond)
-		return
-	}
-	d.busy[e.ID]++
-	d.mu.Unlock()
-	d.slots <- struct{}{}
-	wg.Go(func() {
-		defer func() {
-			<-d.slots
-			d.mu.Lock()
-			d.busy[e.ID]--
-			d.mu.Unlock()
-		}()
-		d.attempt(ctx, e, dl)
-	})
 }
 
 // attempt POSTs one delivery and records the outcome.

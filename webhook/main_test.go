@@ -3,7 +3,9 @@ package webhook
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/eventbus/eventbus/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// testenv.Main runs goleak too, and stops the Postgres cluster the
+// benchmarks share.
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -192,7 +192,14 @@ function renderWebhooks(hooks) {
     box.append(head);
     if (w.failed.length) {
       const table = document.createElement("table");
-      table.innerHTML = "<thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Event</th><th scope=\"col\">Type</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last error</th></tr></thead>";
+      const headRow = document.createElement("tr");
+      for (const name of ["Time", "Event", "Type", "Attempts", "Last error"]) {
+        const th = document.createElement("th");
+        th.scope = "col";
+        th.textContent = name;
+        headRow.append(th);
+      }
+      table.createTHead().append(headRow);
       const body = document.createElement("tbody");
       for (const d of w.failed) {
         const tr = document.createElement("tr");

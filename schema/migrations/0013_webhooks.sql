@@ -64,9 +64,10 @@ CREATE TABLE IF NOT EXISTS public.event_webhook_deliveries (
 COMMENT ON TABLE public.event_webhook_deliveries IS
   'eventbus: one row per (webhook, event): pending until delivered (a 2xx) or failed (attempts used up, or the endpoint answered 410 Gone)';
 
--- The deliverer's queue: due pending deliveries, oldest first.
+-- The deliverer's queue: due pending deliveries, per endpoint, oldest
+-- first (a claim takes a few of each endpoint's).
 CREATE INDEX IF NOT EXISTS event_webhook_deliveries_due
-  ON public.event_webhook_deliveries (next_attempt_at)
+  ON public.event_webhook_deliveries (webhook_id, next_attempt_at)
   WHERE status = 'pending';
 
 CREATE INDEX IF NOT EXISTS event_webhook_deliveries_webhook
