@@ -31,7 +31,6 @@ type benchEnv struct {
 	pool *pgxpool.Pool
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	stop func()
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
