@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -192,4 +193,35 @@ func sign(t *testing.T, secret string, r hookRequest) string {
 	mac.Write([]byte(r.header.Get("webhook-id") + "." + r.header.Get("webhook-timestamp") + "."))
 	mac.Write(r.body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// A replayed event is delivered again, under the replay's fresh
+// Nats-Msg-Id as webhook-id (CONTRACT.md v2).
+func TestWebhookReplayIsDeliveredAgainUnderAFreshID(t *testing.T) {
+	t.Parallel()
+	e := setup(t, withEnv("EVENTBUS_WEBHOOK_ALLOW_PRIVATE=true"))
+	ctx := t.Context()
+	r := newHookReceiver(t, nil)
+	hookID, secret := e.addWebhook("--url", r.srv.URL)
+	e.startRelay()
+	e.waitWebhookConsumer()
+	id := e.publish(ctx, "order.placed", "o-1", `{}`)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		return len(r.requests()) == 1, fmt.Sprintf("%d requests", len(r.requests()))
+	})
+	e.run("replay", "--id", id)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		return len(r.requests()) == 2 && e.deliveredCount(hookID) == 2, fmt.Sprintf("%d requests, %d delivered", len(r.requests()), e.deliveredCount(hookID))
+	})
+	reqs := r.requests()
+	assert.Equal(t, id, reqs[0].header.Get("webhook-id"))
+	replayID := reqs[1].header.Get("webhook-id")
+	assert.NotEqual(t, id, replayID, "a fresh webhook-id")
+	assert.NotEmpty(t, replayID)
+	var b body
+	require.NoError(t, json.Unmarshal(reqs[1].body, &b))
+	assert.Equal(t, id, b.ID, "the same event")
+	for _, req := range reqs {
+		verifySignature(t, secret, req)
+	}
 }
