@@ -164,13 +164,7 @@ func (s *Server) redeliverWebhook(r *http.Request, c caller) (int, any, error) {
 	if err := s.inTx(r.Context(), c, func(tx pgx.Tx) error { return visibleWebhook(r, tx, id) }); err != nil {
 		return 0, nil, err
 	}
-	store := webhook.NewStore(s.opts.Pool)
-	var n int64
-	if len(req.DeliveryIDs) > 0 {
-		n, err = store.RedeliverOf(r.Context(), id, req.DeliveryIDs)
-	} else {
-		n, err = store.Redeliver(r.Context(), nil, id)
-	}
+	n, err := webhook.NewStore(s.opts.Pool).Redeliver(r.Context(), id, req.DeliveryIDs)
 	if err != nil {
 		return 0, nil, err
 	}

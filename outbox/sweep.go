@@ -26,9 +26,20 @@ FOR UPDATE SKIP LOCKED`
 // earlier, lower EVENTBUS_MAX_RETRIES, or set failed by hand). Failed rows
 // become pending again. It returns how many rows it handed back.
 func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, limit int) (int, error) {
+	n, err := s.handBack(ctx, stuckSQL, before, maxRetries, limit)
+	if err != nil {
+		return 0, fmt.Errorf("redrive stuck events: %w", err)
+	}
+	return n, nil
+}
+
+// handBack runs, in one transaction, the query selecting (and locking) the
+// ids of rows to redrive, makes the failed ones among them pending and hands
+// the ids to the relay through the stream. It returns how many.
+func (s *Store) handBack(ctx context.Context, query string, args ...any) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, stuckSQL, before, maxRetries, limit)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -44,10 +55,7 @@ func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, 
 		_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, event.RedrivePrefix, strings.Join(ids, ","))
 		return err
 	})
-	if err != nil {
-		return 0, fmt.Errorf("redrive stuck events: %w", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // RedriveSweep is the safety net under the relay, one of its background
@@ -114,23 +122,7 @@ func (s *Store) RedriveFailed(ctx context.Context, eventType string, since time.
 	}
 	total := 0
 	for {
-		n := 0
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, failedSQL, eventType, sinceArg, sweepLimit)
-			if err != nil {
-				return err
-			}
-			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil || len(ids) == 0 {
-				return err
-			}
-			n = len(ids)
-			if _, err := tx.Exec(ctx, `UPDATE public.event_bus SET status = 'pending' WHERE id = ANY($1::uuid[])`, ids); err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, event.RedrivePrefix, strings.Join(ids, ","))
-			return err
-		})
+		n, err := s.handBack(ctx, failedSQL, eventType, sinceArg, sweepLimit)
 		if err != nil {
 			return total, fmt.Errorf("redrive failed events: %w", err)
 		}

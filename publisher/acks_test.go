@@ -94,17 +94,22 @@ func TestAckWithoutAStreamIsNoResponders(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(started), noResponderRetries*noResponderWait, "tried again before giving up")
 }
 
-func TestAckNeverAnsweredTimesOut(t *testing.T) {
-	srv, p := startPublisher(t, Options{AckTimeout: 300 * time.Millisecond})
-	// A plain subscriber on the subject: the server has a responder, so no
-	// 503, and nobody answers.
+// publishToSilence makes p publish to silent.>, where a plain subscriber
+// listens: the server has a responder, so no 503, and nobody answers.
+func publishToSilence(t *testing.T, srv *natsserver.Server, p *Publisher) {
+	t.Helper()
 	nc, err := nats.Connect(srv.URL())
 	require.NoError(t, err)
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	_, err = nc.Subscribe("silent.>", func(*nats.Msg) {})
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 	p.opts.SubjectPrefix = "silent"
+}
+
+func TestAckNeverAnsweredTimesOut(t *testing.T) {
+	srv, p := startPublisher(t, Options{AckTimeout: 300 * time.Millisecond})
+	publishToSilence(t, srv, p)
 	a, err := p.Publish(testEvent(1))
 	require.NoError(t, err)
 	err = a.Wait(t.Context())
@@ -119,13 +124,7 @@ func TestAckNeverAnsweredTimesOut(t *testing.T) {
 
 func TestAcksOutstandingAtADisconnectFail(t *testing.T) {
 	srv, p := startPublisher(t, Options{})
-	nc, err := nats.Connect(srv.URL())
-	require.NoError(t, err)
-	defer nc.Close()
-	_, err = nc.Subscribe("silent.>", func(*nats.Msg) {})
-	require.NoError(t, err)
-	require.NoError(t, nc.Flush())
-	p.opts.SubjectPrefix = "silent"
+	publishToSilence(t, srv, p)
 	a, err := p.Publish(testEvent(1))
 	require.NoError(t, err)
 	srv.Shutdown()

@@ -230,26 +230,16 @@ func (s *Store) RotateSecret(ctx context.Context, id, secret string) error {
 }
 
 // Redeliver makes deliveries pending again with their attempts reset: the
-// ones with ids, or, when ids is empty, the failed ones (of webhookID when
-// set). It returns how many.
-func (s *Store) Redeliver(ctx context.Context, ids []string, webhookID string) (int64, error) {
-	const set = `UPDATE public.event_webhook_deliveries
-		SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL `
-	var tag pgconn.CommandTag
-	var err error
-	if len(ids) > 0 {
-		tag, err = s.db.Exec(ctx, set+`WHERE id = ANY($1::uuid[])`, ids)
-	} else {
-		tag, err = s.db.Exec(ctx, set+`WHERE status = 'failed' AND ($1 = '' OR webhook_id = nullif($1, '')::uuid)`, webhookID)
+// ones with ids, or, when ids is empty, the failed ones; of webhookID when
+// it is set. It returns how many.
+func (s *Store) Redeliver(ctx context.Context, webhookID string, ids []string) (int64, error) {
+	if ids == nil {
+		ids = []string{}
 	}
-	return tag.RowsAffected(), err
-}
-
-// RedeliverOf is Redeliver of the deliveries ids that belong to webhookID.
-func (s *Store) RedeliverOf(ctx context.Context, webhookID string, ids []string) (int64, error) {
 	tag, err := s.db.Exec(ctx, `UPDATE public.event_webhook_deliveries
 		SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL
-		WHERE webhook_id = $1::uuid AND id = ANY($2::uuid[])`, webhookID, ids)
+		WHERE ($1 = '' OR webhook_id = nullif($1, '')::uuid)
+		  AND CASE WHEN cardinality($2::uuid[]) > 0 THEN id = ANY($2::uuid[]) ELSE status = 'failed' END`, webhookID, ids)
 	return tag.RowsAffected(), err
 }
 

@@ -60,9 +60,7 @@ func dlqList(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(letters)
+		return printJSON(stdout, letters)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSUBJECT\tEVENT\tRETRIES\tERROR")

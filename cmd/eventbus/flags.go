@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -143,6 +144,13 @@ func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn
 // connectPublisher connects a publisher to cfg's stream for a command that
 // republishes stored events (replay, verify --repair), with the window of
 // PubAcks both await (replay.Options.Window, verify's chunk).
+// printJSON writes v as indented JSON, the form of every --json output.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 func noArgs(args []string) error {
 	if len(args) > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q", args[0])}

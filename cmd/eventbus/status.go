@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -50,9 +49,7 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 		report.Failures = []outbox.Failure{}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		return printJSON(stdout, report)
 	}
 	printStatus(stdout, report)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -65,9 +64,7 @@ func verifyCommand(ctx context.Context, cfg config.Config, args []string, stdout
 		fmt.Fprintf(stderr, "not republished: %s\n", rej)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := printJSON(stdout, r); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -199,9 +198,7 @@ func webhookList(ctx context.Context, cfg config.Config, args []string, stdout i
 		if list == nil {
 			list = []webhook.Endpoint{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return printJSON(stdout, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tORGANIZATION\tEVENT TYPES\tENABLED\tURL")
@@ -266,9 +263,7 @@ func webhookDeliveries(ctx context.Context, cfg config.Config, args []string, st
 		if list == nil {
 			list = []webhook.Delivery{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return printJSON(stdout, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWEBHOOK\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST CODE\tLAST ERROR")
@@ -326,7 +321,7 @@ func webhookRedeliver(ctx context.Context, cfg config.Config, args []string, std
 		return err
 	}
 	defer pool.Close()
-	n, err := webhook.NewStore(pool).Redeliver(ctx, ids, *hook)
+	n, err := webhook.NewStore(pool).Redeliver(ctx, *hook, ids)
 	if err != nil {
 		return err
 	}
