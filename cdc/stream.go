@@ -316,6 +316,12 @@ func (s *Stream) Run(ctx context.Context, out chan<- []Change) error {
 		if len(batch) == 0 {
 			return nil
 		}
+		select { // the usual case: room in out, and no timer to make
+		case out <- batch:
+			batch = nil
+			return nil
+		default:
+		}
 		timer := time.NewTimer(time.Until(nextStatus))
 		defer timer.Stop()
 		for {
