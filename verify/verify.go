@@ -212,6 +212,9 @@ func readStream(ctx context.Context, stream jetstream.Stream, name string, from 
 		return nil
 	}
 	defer context.AfterFunc(ctx, msgs.Stop)()
+	// An ordered consumer that resets (in a cluster, after a leader change)
+	// can hand over a message again: each stream sequence counts once.
+	var last uint64
 	for {
 		m, err := msgs.Next(jetstream.NextMaxWait(idleTimeout))
 		switch {
@@ -222,19 +225,20 @@ func readStream(ctx context.Context, stream jetstream.Stream, name string, from 
 		case err != nil:
 			return fmt.Errorf("read stream %s: %w", name, err)
 		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("read stream %s: %w", name, err)
+		}
+		if md.Sequence.Stream <= last {
+			continue
+		}
+		last = md.Sequence.Stream
 		r.Read++
 		p.Add()
 		if id, ok := eventID(m.Headers().Get(jetstream.MsgIDHeader)); !ok || !set.see(id) {
 			r.Other++
 		}
-		if set.left == 0 {
-			return nil
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return fmt.Errorf("read stream %s: %w", name, err)
-		}
-		if md.NumPending == 0 {
+		if set.left == 0 || md.NumPending == 0 {
 			return nil
 		}
 	}

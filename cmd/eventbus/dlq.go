@@ -93,6 +93,9 @@ func readDeadLetters(ctx context.Context, stream jetstream.Stream) ([]deadLetter
 		if err != nil {
 			return nil, err
 		}
+		if n := len(letters); n > 0 && meta.Sequence.Stream <= letters[n-1].Sequence {
+			continue // handed over again by a consumer reset
+		}
 		h := msg.Headers()
 		var body struct {
 			ID string `json:"id"`

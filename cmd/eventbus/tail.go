@@ -69,6 +69,7 @@ func tailCommand(ctx context.Context, cfg config.Config, args []string, stdout, 
 	fmt.Fprintf(stderr, "tailing %s on stream %s from %s; Ctrl-C to stop\n", filter, cfg.Stream, from)
 
 	var line []byte
+	var last uint64 // stream sequence: a consumer reset can hand a message over again
 	for {
 		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -76,6 +77,12 @@ func tailCommand(ctx context.Context, cfg config.Config, args []string, stdout, 
 				return nil
 			}
 			return fmt.Errorf("read from stream %s: %w", cfg.Stream, err)
+		}
+		if md, err := m.Metadata(); err == nil {
+			if md.Sequence.Stream <= last {
+				continue
+			}
+			last = md.Sequence.Stream
 		}
 		if *asJSON {
 			line = appendJSONLine(line[:0], m.Data())
