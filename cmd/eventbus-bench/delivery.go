@@ -12,12 +12,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// counter counts the distinct event ids that reach a stream, read from the
-// JSON bodies by an ordered consumer that starts at the stream's end. A timed
-// counter also records, for each new id, the time from the payload's "t"
-// (unix microseconds, taken by the writer's transaction) to its arrival.
-type counter struct {
-	cc    jetstream.ConsumeContext
+// tally counts distinct event ids as they arrive and, when timed, each new
+// id's time from the payload's "t" (unix microseconds, taken by the writer's
+// transaction) to its arrival. The stream's counter and the webhook receiver
+// both keep one.
+type tally struct {
 	timed bool
 
 	mu        sync.Mutex
@@ -27,18 +26,31 @@ type counter struct {
 	badBody   error
 }
 
+func newTally(timed bool) *tally {
+	return &tally{seen: make(map[string]struct{}, 1<<16), timed: timed}
+}
+
+// counter is a tally of the messages that reach a stream, read from the JSON
+// bodies by an ordered consumer that starts at the stream's end.
+type counter struct {
+	*tally
+	cc jetstream.ConsumeContext
+}
+
 func startCounter(ctx context.Context, js jetstream.JetStream, stream string, timed bool) (*counter, error) {
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
-	c := &counter{seen: make(map[string]struct{}, 1<<16), timed: timed}
-	c.cc, err = cons.Consume(c.handle)
+	c := &counter{tally: newTally(timed)}
+	c.cc, err = cons.Consume(func(msg jetstream.Msg) { c.add(msg.Data(), msg.Subject(), time.Now()) })
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", stream, err)
 	}
 	return c, nil
 }
+
+func (c *counter) stop() { c.cc.Stop() }
 
 // stamped is one event's latency and the writer's timestamp it started at.
 type stamped struct {
@@ -46,7 +58,7 @@ type stamped struct {
 	latency time.Duration
 }
 
-// timedBody is the part of a message a timed counter reads; the plain one
+// timedBody is the part of a message a timed tally reads; the plain one
 // reads the id alone, to stay fast.
 type timedBody struct {
 	ID      string `json:"id"`
@@ -55,23 +67,24 @@ type timedBody struct {
 	} `json:"payload"`
 }
 
-func (c *counter) handle(msg jetstream.Msg) {
-	received := time.Now()
+// add counts the event whose message body is data, received at received;
+// from names where it came from, for an error.
+func (c *tally) add(data []byte, from string, received time.Time) {
 	var b timedBody
 	var err error
 	if c.timed {
-		err = json.Unmarshal(msg.Data(), &b)
+		err = json.Unmarshal(data, &b)
 	} else {
 		var id struct {
 			ID string `json:"id"`
 		}
-		err = json.Unmarshal(msg.Data(), &id)
+		err = json.Unmarshal(data, &id)
 		b.ID = id.ID
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil || b.ID == "" || (c.timed && b.Payload.T == 0) {
-		c.badBody = fmt.Errorf("message on %s without an id or a timestamp: %q", msg.Subject(), msg.Data())
+		c.badBody = fmt.Errorf("message on %s without an id or a timestamp: %q", from, data)
 		return
 	}
 	if _, dup := c.seen[b.ID]; dup {
@@ -85,7 +98,7 @@ func (c *counter) handle(msg jetstream.Msg) {
 	}
 }
 
-func (c *counter) count() (int64, time.Time, error) {
+func (c *tally) count() (int64, time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return int64(len(c.seen)), c.lastNew, c.badBody
@@ -96,7 +109,7 @@ var errNotDrained = errors.New("not every event was delivered")
 
 // waitFor waits until n distinct ids arrived, or limit passed, and returns
 // when the last of them arrived.
-func (c *counter) waitFor(ctx context.Context, n int64, limit time.Duration) (time.Time, error) {
+func (c *tally) waitFor(ctx context.Context, n int64, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -118,11 +131,9 @@ func (c *counter) waitFor(ctx context.Context, n int64, limit time.Duration) (ti
 	}
 }
 
-func (c *counter) stop() { c.cc.Stop() }
-
 // latency returns, sorted, the latencies of the events stamped at or after
 // since.
-func (c *counter) latency(since time.Time) []time.Duration {
+func (c *tally) latency(since time.Time) []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var l []time.Duration

@@ -101,9 +101,17 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 // event on stream and until d has marked every row, and summarises the
 // latencies and d's CPU over that time.
 func paced(ctx context.Context, e *env, o options, stream string, rate float64, d deliverer) (latencyResult, error) {
+	res, _, err := pacedWith(ctx, e, o, stream, rate, d, nil)
+	return res, err
+}
+
+// pacedWith is paced that also waits for every event to reach also (a
+// timed tally kept elsewhere: the webhook receiver's) and summarises its
+// latencies, with the same CPU, in the second result.
+func pacedWith(ctx context.Context, e *env, o options, stream string, rate float64, d deliverer, also *tally) (latencyResult, latencyResult, error) {
 	c, err := startCounter(ctx, e.js, stream, true)
 	if err != nil {
-		return latencyResult{}, err
+		return latencyResult{}, latencyResult{}, err
 	}
 	defer c.stop()
 	var (
@@ -119,29 +127,42 @@ func paced(ctx context.Context, e *env, o options, stream string, rate float64, 
 		if _, err := c.waitFor(ctx, l.events, o.drainLimit); err != nil {
 			return 0, err
 		}
+		if also != nil {
+			if _, err := also.waitFor(ctx, l.events, o.drainLimit); err != nil {
+				return 0, err
+			}
+		}
 		return l.events, settle(ctx, e.pool)
 	})
 	if err != nil {
-		return latencyResult{}, err
+		return latencyResult{}, latencyResult{}, err
 	}
-	lat := c.latency(l.start.Add(min(latencyWarmup, o.latencyDuration/10)))
-	res := latencyResult{
-		Events:     l.events,
-		TargetRate: rate,
-		Achieved:   l.rate(),
-		Dropped:    dropped,
-		Held:       l.rate() >= heldShare*rate,
-		P50:        ms(percentile(lat, 0.50)),
-		P95:        ms(percentile(lat, 0.95)),
-		P99:        ms(percentile(lat, 0.99)),
-		Max:        ms(percentile(lat, 1)),
-		TxnP99:     ms(percentile(txns, 0.99)),
-		CPU:        cpu,
+	since := l.start.Add(min(latencyWarmup, o.latencyDuration/10))
+	summarise := func(to string, lat []time.Duration) latencyResult {
+		res := latencyResult{
+			Events:     l.events,
+			TargetRate: rate,
+			Achieved:   l.rate(),
+			Dropped:    dropped,
+			Held:       l.rate() >= heldShare*rate,
+			P50:        ms(percentile(lat, 0.50)),
+			P95:        ms(percentile(lat, 0.95)),
+			P99:        ms(percentile(lat, 0.99)),
+			Max:        ms(percentile(lat, 1)),
+			TxnP99:     ms(percentile(txns, 0.99)),
+			CPU:        cpu,
+		}
+		e.log.Info("latency", "to", to, "target/s", rate, "achieved/s", int(res.Achieved), "dropped", dropped,
+			"p50_ms", res.P50, "p95_ms", res.P95, "p99_ms", res.P99, "max_ms", res.Max, "txn_p99_ms", res.TxnP99,
+			"cpu_us", int(cpu.Total))
+		return res
 	}
-	e.log.Info("latency", "stream", stream, "target/s", rate, "achieved/s", int(res.Achieved), "dropped", dropped,
-		"p50_ms", res.P50, "p95_ms", res.P95, "p99_ms", res.P99, "max_ms", res.Max, "txn_p99_ms", res.TxnP99,
-		"cpu_us", int(cpu.Total))
-	return res, nil
+	res := summarise(stream, c.latency(since))
+	var alsoRes latencyResult
+	if also != nil {
+		alsoRes = summarise("webhook", also.latency(since))
+	}
+	return res, alsoRes, nil
 }
 
 // writePaced runs n writers that each take a token from one shared pacer per

@@ -18,6 +18,9 @@
 //     with clock_timestamp() in the writer's transaction; the subscriber
 //     reads the stamp back and records the time to arrival (baseline at
 //     -baseline-rates, relay at -rates);
+//   - webhooks: the single-row burst with webhook delivery off and on (one
+//     endpoint for every event, a receiver in this process), and commit →
+//     stream and commit → webhook received at 500 events/s;
 //   - backlog: -backlog events written while nobody delivers, then drained
 //     by the baseline and by the relay (its slot created beforehand): drain
 //     rate, and the deliverer process's peak RSS and CPU.
@@ -39,7 +42,7 @@
 // drops the relay's slot after each scenario that used it.
 //
 //	eventbus-bench [-runs 3] [-duration 10s] [-writers 4] [-json out.json] [-smoke]
-//	               [-scenarios source,baseline,burst,latency,backlog]
+//	               [-scenarios source,baseline,burst,latency,webhooks,backlog]
 //	               [-rates 1000,2000,5000] [-latency-duration 30s] [-latency-writers 16]
 //	               [-baseline-rates 2000]
 //	               [-backlog 1000000]
@@ -81,7 +84,7 @@ type options struct {
 
 // allScenarios in the order a run executes them: the ones without a slot
 // first, so that their inserts are never decoded.
-var allScenarios = []string{"source", "baseline", "burst", "latency", "backlog"}
+var allScenarios = []string{"source", "baseline", "burst", "latency", "webhooks", "backlog"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == pollerCommand {
@@ -234,6 +237,7 @@ var scenarioRunners = map[string]func(context.Context, *env, options, *report) e
 		}
 		return nil
 	},
-	"latency": latencyScenario,
-	"backlog": backlogScenario,
+	"latency":  latencyScenario,
+	"webhooks": webhooksScenario,
+	"backlog":  backlogScenario,
 }

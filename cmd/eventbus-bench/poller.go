@@ -132,9 +132,9 @@ func startPoller(ctx context.Context, e *env, batch int) (*child, error) {
 // pollerDeliverer is what the CPU meter measures of a running poller.
 func pollerDeliverer(p *child) deliverer { return deliverer{pid: p.pid(), appName: baselineAppName} }
 
-// stopWith stops the poller and returns err, the measurement's outcome,
-// with the poller's own error attached: a poller that failed is why the
-// events never arrived.
+// stopWith stops the child (a poller, a relay) and returns err, the
+// measurement's outcome, with the child's own error attached: a child that
+// failed is why the events never arrived.
 func stopWith(p *child, err error) error {
 	if perr := p.stop(); perr != nil {
 		if err == nil {

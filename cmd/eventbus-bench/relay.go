@@ -39,8 +39,13 @@ func relayDeliverer(r *child) deliverer { return deliverer{pid: r.pid(), appName
 // startRelay runs the relay and returns once its slot is streaming and its
 // stream exists.
 func startRelay(ctx context.Context, e *env) (*child, error) {
+	return startRelayWith(ctx, e)
+}
+
+// startRelayWith is startRelay with env (KEY=value) added to the relay's.
+func startRelayWith(ctx context.Context, e *env, env ...string) (*child, error) {
 	cmd := exec.Command(e.relayBin, "run")
-	cmd.Env = e.relayEnv()
+	cmd.Env = append(e.relayEnv(), env...)
 	r, err := startChild("relay", cmd, filepath.Join(e.tmp, "relay.log"))
 	if err != nil {
 		return nil, err

@@ -106,6 +106,12 @@ func (r *report) finish() {
 				func(i int) cpuCost { return burst.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
 		}
 	}
+	if on, off := r.find("burst-webhooks-on", single), r.find("burst-webhooks-off", single); on != nil && off != nil {
+		delivered := func(m measurement) float64 { return m.DeliveryRate }
+		r.addRatio("single: relay delivered, webhooks on / off", on, delivered, off, delivered)
+		r.addCPURatiosAs("single: CPU per event, webhooks on / off", len(on.Runs), len(off.Runs),
+			func(i int) cpuCost { return on.Runs[i].CPU }, func(i int) cpuCost { return off.Runs[i].CPU })
+	}
 	r.finishLatency()
 	r.finishBacklog()
 }
@@ -194,7 +200,7 @@ func (r *report) printThroughput(w io.Writer) {
 			runs = "written: " + each(func(m measurement) float64 { return m.WriteRate })
 			delivered, drain = "–", "–"
 		}
-		if x.Scenario == "burst" {
+		if strings.HasPrefix(x.Scenario, "burst") {
 			lag = fmt.Sprintf("%.1f MiB", float64(m.PeakLagBytes)/(1<<20))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Shape, thousands(m.WriteRate), delivered, drain, lag, runs)

@@ -119,10 +119,19 @@ func (r *report) printCPU(w io.Writer) {
 // total and beyond the deliverer's own process (what it costs Postgres and
 // NATS), within each run.
 func (r *report) addCPURatios(name string, n, nDen int, relay, base func(i int) cpuCost) {
-	r.addRatioOf(name+": relay / baseline-1000, total", n, nDen, func(i int) (float64, float64) {
-		return relay(i).Total, base(i).Total
+	r.addCPURatiosAs(name+": relay / baseline-1000", n, nDen, relay, base)
+}
+
+// addCPURatiosAs adds the ratios of total CPU and of the CPU beyond the
+// deliverer's process, under name.
+func (r *report) addCPURatiosAs(name string, n, nDen int, num, den func(i int) cpuCost) {
+	r.addRatioOf(name+", total", n, nDen, func(i int) (float64, float64) {
+		return num(i).Total, den(i).Total
 	})
-	r.addRatioOf(name+": relay / baseline-1000, beyond the relay / poller process", n, nDen, func(i int) (float64, float64) {
-		return relay(i).Total - relay(i).Deliverer, base(i).Total - base(i).Deliverer
+	r.addRatioOf(name+", beyond the relay / poller process", n, nDen, func(i int) (float64, float64) {
+		return num(i).Total - num(i).Deliverer, den(i).Total - den(i).Deliverer
+	})
+	r.addRatioOf(name+", the relay / poller process", n, nDen, func(i int) (float64, float64) {
+		return num(i).Deliverer, den(i).Deliverer
 	})
 }
