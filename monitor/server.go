@@ -84,6 +84,7 @@ func New(opts Options) *Server {
 	api.HandleFunc("GET /api/events/{id}", s.handle(s.getEvent))
 	api.HandleFunc("POST /api/events/process", s.handle(s.processPending))
 	api.HandleFunc("POST /api/events/{id}/replay", s.handle(s.replayEvent))
+	api.HandleFunc("POST /api/events/{id}/redrive", s.handle(s.redriveEvent))
 	api.HandleFunc("GET /api/stats", s.handle(s.stats))
 	api.HandleFunc("GET /api/webhooks", s.handle(s.listWebhooks))
 	api.HandleFunc("POST /api/webhooks", s.handle(s.addWebhook))

@@ -132,3 +132,19 @@ func (s *Store) RedriveFailed(ctx context.Context, eventType string, since time.
 		}
 	}
 }
+
+const failedByIDSQL = `SELECT id::text FROM public.event_bus
+WHERE id = ANY($1::uuid[]) AND status = 'failed'
+ORDER BY created_at, id
+FOR UPDATE SKIP LOCKED`
+
+// RedriveIDs hands the failed events among ids back to the relay, as
+// RedriveFailed does; the others (not failed, locked by another hand-back,
+// or gone) are left alone. It returns how many were handed back.
+func (s *Store) RedriveIDs(ctx context.Context, ids []string) (int, error) {
+	n, err := s.handBack(ctx, failedByIDSQL, ids)
+	if err != nil {
+		return 0, fmt.Errorf("redrive events: %w", err)
+	}
+	return n, nil
+}

@@ -1,12 +1,14 @@
-// Browser test of the monitor's Webhooks card, run by
+// Browser test of the monitor's dead letters, run by
 // TestMonitorWebhooksInTheBrowser (e2e/browser_webhooks_test.go): an
 // endpoint is listed with its failed delivery and the last error; once the
 // Go test makes the endpoint answer, "Redeliver failed" gets it delivered
-// and the card shows no failure.
+// and the card shows no failure. A failed event's detail offers Redrive;
+// once the Go test has fixed the event, Redrive gets it processed.
 //
-// Environment: BASE_URL, TOKEN, WEBHOOK_ID, EVENT_ID, CHROMIUM (see
-// monitor.test.mjs). Conversation with the Go test:
+// Environment: BASE_URL, TOKEN, WEBHOOK_ID, EVENT_ID, FAILED_EVENT_ID,
+// CHROMIUM (see monitor.test.mjs). Conversation with the Go test:
 //   stdout "READY-TO-HEAL" -> stdin "HEALED"
+//   stdout "READY-TO-FIX" -> stdin "FIXED"
 //   stdout "DONE" at the end; exit code 0 only when every step passed.
 import { chromium } from "playwright-core";
 import readline from "node:readline";
@@ -34,6 +36,7 @@ const baseURL = env("BASE_URL");
 const token = env("TOKEN");
 const webhookId = env("WEBHOOK_ID");
 const eventId = env("EVENT_ID");
+const failedEventId = env("FAILED_EVENT_ID");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -84,6 +87,29 @@ try {
   await until(step + ": no failed delivery left", ({ hook }) =>
     document.querySelector(`[data-testid="webhook"][data-id="${hook}"] [data-testid="webhook-failed-count"]`)?.textContent === "0 failed",
   { hook: webhookId });
+
+  step = "a failed event's detail offers Redrive, a processed one's does not";
+  log(step);
+  await page.goto(`${baseURL}/crm/events?event=${encodeURIComponent(eventId)}`);
+  await page.getByTestId("detail").waitFor({ state: "visible" });
+  await until(step + ": the processed event", ({ id }) =>
+    document.getElementById("detail-id").textContent === id &&
+    document.querySelector('[data-testid="detail-status"]').textContent === "processed" &&
+    document.querySelector('[data-testid="btn-redrive"]').hidden, { id: eventId });
+  await page.goto(`${baseURL}/crm/events?event=${encodeURIComponent(failedEventId)}`);
+  await page.getByTestId("detail").waitFor({ state: "visible" });
+  await until(step + ": the failed event", ({ id }) =>
+    document.getElementById("detail-id").textContent === id &&
+    document.querySelector('[data-testid="detail-status"]').textContent === "failed" &&
+    !document.querySelector('[data-testid="btn-redrive"]').hidden, { id: failedEventId });
+
+  step = "Redrive gets the fixed event processed";
+  log(step);
+  await ask("READY-TO-FIX", "FIXED");
+  await page.getByTestId("btn-redrive").click();
+  await until(step + ": the detail turns processed, Redrive gone", () =>
+    document.querySelector('[data-testid="detail-status"]').textContent === "processed" &&
+    document.querySelector('[data-testid="btn-redrive"]').hidden);
   if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
   process.stdout.write("DONE\n");
 } catch (err) {

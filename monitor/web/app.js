@@ -566,6 +566,8 @@ function renderDetail(e) {
   $("detail-error").classList.toggle("error-text", Boolean(e.error_message));
   setPre("detail-payload", e.payload);
   setPre("detail-metadata", e.metadata);
+  // Redrive hands a failed event back to the relay, its retries kept.
+  $("btn-redrive").hidden = e.status !== "failed";
 }
 
 // Rewriting an unchanged <pre> would reset the user's text selection on every poll.
@@ -597,6 +599,26 @@ async function onReplay() {
     refresh();
   } catch (err) {
     out.textContent = `Replay failed: ${err.message}`;
+    if (err.status === 401 || err.status === 403) handleError(err);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function onRedrive() {
+  const id = state.detailId;
+  if (!id) return;
+  const btn = $("btn-redrive");
+  const out = $("replay-result");
+  btn.disabled = true;
+  out.textContent = "Redriving…";
+  try {
+    await api(`/api/events/${encodeURIComponent(id)}/redrive`, { method: "POST", body: {} });
+    out.textContent = "Handed back to the relay.";
+    refresh();
+    refreshDetail();
+  } catch (err) {
+    out.textContent = `Redrive failed: ${err.message}`;
     if (err.status === 401 || err.status === 403) handleError(err);
   } finally {
     btn.disabled = false;
@@ -660,6 +682,7 @@ function init() {
   $("btn-more").addEventListener("click", onLoadMore);
   $("btn-process").addEventListener("click", onProcess);
   $("btn-replay").addEventListener("click", onReplay);
+  $("btn-redrive").addEventListener("click", onRedrive);
   $("detail-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDetail(); });
   window.addEventListener("resize", () => { if (!$("app").hidden) renderChart(lastPoints); });
