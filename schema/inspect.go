@@ -160,7 +160,8 @@ func inspectRole(ctx context.Context, q RowQuerier, name *string) (RoleInfo, err
 
 // missingRelayGrantsSQL lists, in GrantRelayRole's order, what role $1 lacks
 // of what GrantRelayRole gives it: $2 are the columns it may update, $3 asks
-// for DELETE too (RelayRoleOptions.Prune), $4 is its policy's name. A
+// for DELETE too (RelayRoleOptions.Prune: on event_bus and the webhook
+// deliveries), $4 is its policy's name. A
 // superuser needs none of them; a role with BYPASSRLS needs no policy.
 const missingRelayGrantsSQL = `WITH r AS (SELECT oid, rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = $1),
 missing(n, what) AS (
@@ -177,6 +178,19 @@ missing(n, what) AS (
   HAVING count(*) > 0
   UNION ALL
   SELECT 5, 'DELETE on public.event_bus' WHERE $3 AND NOT has_table_privilege($1, 'public.event_bus', 'DELETE')
+  UNION ALL
+  SELECT 5, 'DELETE on public.event_webhook_deliveries'
+  WHERE $3 AND NOT has_table_privilege($1, 'public.event_webhook_deliveries', 'DELETE')
+  UNION ALL
+  SELECT 9, 'SELECT on public.event_webhooks' WHERE NOT has_table_privilege($1, 'public.event_webhooks', 'SELECT')
+  UNION ALL
+  SELECT 9, 'UPDATE (enabled) on public.event_webhooks'
+  WHERE NOT has_column_privilege($1, 'public.event_webhooks', 'enabled', 'UPDATE')
+  UNION ALL
+  SELECT 10, string_agg(p, ', ' ORDER BY i) || ' on public.event_webhook_deliveries'
+  FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) WITH ORDINALITY AS u(p, i)
+  WHERE NOT has_table_privilege($1, 'public.event_webhook_deliveries', p)
+  HAVING count(*) > 0
   UNION ALL
   SELECT 6, string_agg(p, ', ' ORDER BY i) || ' on public.eventbus_slot_state'
   FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) WITH ORDINALITY AS u(p, i)

@@ -32,7 +32,11 @@ func TestMissingRelayGrants(t *testing.T) {
 		"UPDATE (status, processed_at, retry_count, error_message) on public.event_bus",
 		"SELECT, INSERT, UPDATE on public.eventbus_slot_state",
 	}, emitters...)
-	assert.Equal(t, append(want, policy), missing, "before GrantRelayRole (migration 0007 revoked pg_logical_emit_message from PUBLIC)")
+	assert.Equal(t, append(want, policy,
+		"SELECT on public.event_webhooks",
+		"UPDATE (enabled) on public.event_webhooks",
+		"SELECT, INSERT, UPDATE on public.event_webhook_deliveries",
+	), missing, "before GrantRelayRole (migration 0007 revoked pg_logical_emit_message from PUBLIC)")
 
 	require.NoError(t, GrantRelayRole(ctx, conn, role, RelayRoleOptions{}))
 	missing, err = MissingRelayGrants(ctx, conn, role, RelayRoleOptions{})
@@ -40,7 +44,7 @@ func TestMissingRelayGrants(t *testing.T) {
 	assert.Empty(t, missing, "what GrantRelayRole grants")
 	missing, err = MissingRelayGrants(ctx, conn, role, RelayRoleOptions{Prune: true})
 	require.NoError(t, err)
-	assert.Equal(t, []string{"DELETE on public.event_bus"}, missing, "retention needs DELETE")
+	assert.Equal(t, []string{"DELETE on public.event_bus", "DELETE on public.event_webhook_deliveries"}, missing, "retention needs DELETE")
 	require.NoError(t, GrantRelayRole(ctx, conn, role, RelayRoleOptions{Prune: true}))
 	missing, err = MissingRelayGrants(ctx, conn, role, RelayRoleOptions{Prune: true})
 	require.NoError(t, err)

@@ -13,7 +13,8 @@ import (
 // RelayRoleOptions tunes what GrantRelayRole grants beyond what `eventbus run`
 // always needs.
 type RelayRoleOptions struct {
-	// Prune also grants DELETE on public.event_bus, for the relay's retention
+	// Prune also grants DELETE on public.event_bus (and on
+	// public.event_webhook_deliveries), for the relay's retention
 	// (EVENTBUS_RETENTION), which deletes old processed events.
 	Prune bool
 }
@@ -72,7 +73,8 @@ func RelayPolicyName(role string) string {
 //	CREATE POLICY "eventbus relay: <role>" ON public.event_bus
 //	  FOR ALL TO role USING (true) WITH CHECK (true);  -- RLS is enabled on event_bus
 //
-// plus DELETE on public.event_bus with opts.Prune. Replication itself (the
+// plus DELETE on public.event_bus and public.event_webhook_deliveries with
+// opts.Prune. Replication itself (the
 // slot, streaming, the exported snapshot) needs only the REPLICATION
 // attribute; the publication must exist already (Migrate and
 // EnsurePublication, as the owner). It is idempotent; its grants run in one
@@ -127,7 +129,7 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 			"GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO "+r,
 		)
 		if opts.Prune {
-			stmts = append(stmts, "GRANT DELETE ON public.event_bus TO "+r)
+			stmts = append(stmts, "GRANT DELETE ON public.event_bus TO "+r, "GRANT DELETE ON public.event_webhook_deliveries TO "+r)
 		}
 		rows, err := tx.Query(ctx, emitMessageSQL, role)
 		if err != nil {

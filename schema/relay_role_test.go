@@ -135,9 +135,11 @@ func TestGrantRelayRolePrune(t *testing.T) {
 	ctx := t.Context()
 	role := newRole(t, conn, "LOGIN REPLICATION")
 	require.NoError(t, GrantRelayRole(ctx, conn, role, RelayRoleOptions{Prune: true}))
-	var del bool
-	require.NoError(t, conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'public.event_bus', 'DELETE')", role).Scan(&del))
+	var del, delDeliveries bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT has_table_privilege($1, 'public.event_bus', 'DELETE'),
+		has_table_privilege($1, 'public.event_webhook_deliveries', 'DELETE')`, role).Scan(&del, &delDeliveries))
 	assert.True(t, del, "retention deletes processed events")
+	assert.True(t, delDeliveries, "retention deletes delivered webhook deliveries")
 }
 
 func TestGrantRelayRoleRefusesUnfitRoles(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
+	"github.com/eventbus/eventbus/webhook"
 )
 
 // runRelay assembles the relay and runs it until SIGINT/SIGTERM:
@@ -52,7 +53,9 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 
 	var services []relay.Service
 	if cfg.Retention > 0 {
-		services = append(services, outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log})
+		services = append(services,
+			outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log},
+			webhook.Retention{Store: webhook.NewStore(pool), Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log})
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
