@@ -334,3 +334,24 @@ func TestMetricsOfWebhooks(t *testing.T) {
 		}
 	}
 }
+
+// `eventbus deliver` alone serves /readyz and its own /metrics: the
+// deliveries it made, by endpoint and result.
+func TestMetricsOfDeliverAlone(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	e := setup(t, withEnv("EVENTBUS_WEBHOOKS=false", "EVENTBUS_WEBHOOK_ALLOW_PRIVATE=true"))
+	ctx := t.Context()
+	ok := newHookReceiver(t, nil)
+	okID, _ := e.addWebhook("--url", ok.srv.URL)
+	e.startRelay()
+	e.startCommand("deliver", "EVENTBUS_HTTP_ADDR="+addr)
+	waitHTTP(t, 30*time.Second, addr, "/readyz", http.StatusOK)
+	e.waitWebhookConsumer()
+	e.publish(ctx, "order.placed", "o-1", `{}`)
+	waitMetrics(t, 60*time.Second, addr, func(s scrape) (bool, string) {
+		delivered := s.value(`eventbus_webhook_attempts_total{result="delivered",webhook="` + okID + `"}`)
+		return delivered == 1 && s.families["process_cpu_seconds_total"],
+			fmt.Sprintf("delivered %v, process metrics %v", delivered, s.families["process_cpu_seconds_total"])
+	})
+}

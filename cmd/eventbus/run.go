@@ -84,7 +84,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	// Webhooks are delivered from the stream by every relay, the standby
 	// too: deliverers share one durable consumer.
 	if cfg.Webhooks {
-		stopDeliverer, err := startDeliverer(ctx, cfg, pool, reg, log)
+		stopDeliverer, _, err := startDeliverer(ctx, cfg, pool, reg, log)
 		if err != nil {
 			return err
 		}

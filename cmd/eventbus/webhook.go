@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -16,9 +17,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
+	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/natsconn"
 	"github.com/eventbus/eventbus/webhook"
@@ -34,16 +37,17 @@ func version() string {
 
 // startDeliverer runs the webhook deliverer on a NATS connection of its
 // own (its pulls never queue behind the relay's publishes) until stop.
-// reg, when not nil, gets the deliverer's metrics.
-func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// reg, when not nil, gets the deliverer's metrics. connected reports whether
+// that connection is up.
+func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, reg prometheus.Registerer, log *slog.Logger) (stop func(), connected func() bool, err error) {
 	natsOpts, err := natsconn.Options(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("eventbus-webhooks"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
+		return nil, nil, fmt.Errorf("connect to NATS %s: %w", natsconn.RedactURL(cfg.NATSURL), err)
 	}
 	userAgent := "eventbus/" + version()
 	store := webhook.NewStore(pool)
@@ -61,13 +65,13 @@ func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, 
 	})
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = d.Run(ctx) })
 	log.Info("webhook deliverer started", "stream", cfg.Stream, "consumer", webhook.DefaultConsumer)
-	return func() { cancel(); wg.Wait(); nc.Close() }, nil
+	return func() { cancel(); wg.Wait(); nc.Close() }, nc.IsConnected, nil
 }
 
 // deliverCommand runs the webhook deliverer alone until SIGINT/SIGTERM.
@@ -80,15 +84,45 @@ func deliverCommand(ctx context.Context, cfg config.Config, args []string, log *
 		return err
 	}
 	defer pool.Close()
-	// Alone, the deliverer serves no HTTP: its metrics are those of the
-	// relays' deliverers (run), not of this process.
-	stop, err := startDeliverer(ctx, cfg, pool, nil, log)
+	// Alone, the deliverer serves what a relay serves but the monitor:
+	// /healthz, /readyz (its NATS connection), /metrics (its own); on
+	// EVENTBUS_HTTP_ADDR only when it is set: its default is the relay's,
+	// and a deliverer beside a relay must not fight it for the port.
+	if _, set := os.LookupEnv("EVENTBUS_HTTP_ADDR"); !set {
+		cfg.HTTPAddr = ""
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stop, connected, err := startDeliverer(ctx, cfg, pool, reg, log)
 	if err != nil {
 		return err
 	}
+	defer stop()
+	servers, err := httpserver.Listen(httpserver.Config{
+		Addr: cfg.HTTPAddr, MetricsAddr: cfg.MetricsAddr, AdminToken: cfg.AdminToken, Gatherer: reg, Log: log,
+		Ready: func() (bool, string) {
+			if !connected() {
+				return false, "NATS is disconnected"
+			}
+			return true, ""
+		},
+	})
+	if err != nil {
+		return err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stopHTTP(); wg.Wait() }()
+	for _, srv := range servers {
+		log.Info("http listening", "addr", srv.Addr(), "serves", srv.Serves())
+		wg.Go(func() {
+			if err := srv.Run(httpCtx); err != nil {
+				log.Error("http server", "addr", srv.Addr(), "err", err)
+			}
+		})
+	}
 	<-ctx.Done()
-	stop()
-	log.Info("webhook deliverer stopped")
+	log.Info("webhook deliverer stopping")
 	return nil
 }
 
