@@ -137,10 +137,13 @@ func (s *Store) Enqueue(ctx context.Context, webhookIDs []string, d Delivery) er
 }
 
 // Claim takes up to limit due pending deliveries, at most perEndpoint of
-// any one endpoint (so that one endpoint's backlog never crowds out the
-// others' in a claim) and none of the endpoints in skip, and leases them: their next attempt moves lease
-// ahead, so another deliverer (or this one after a crash) takes them only
-// once the lease has passed.
+// any one enabled endpoint (so that one endpoint's backlog never crowds out
+// the others' in a claim) and none of the endpoints in skip, and leases
+// them: their next attempt moves lease ahead, so another deliverer (or this
+// one after a crash) takes them only once the lease has passed. It walks the
+// endpoints, each one's due deliveries by index: its cost follows the
+// endpoints and the claim, not the backlog of pending deliveries. A disabled
+// endpoint's deliveries wait, pending, until it is enabled again.
 func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, skip []string, lease time.Duration) ([]Delivery, error) {
 	if skip == nil {
 		skip = []string{}
@@ -149,13 +152,13 @@ func (s *Store) Claim(ctx context.Context, limit, perEndpoint int, skip []string
 		SET next_attempt_at = now() + $3::interval
 		WHERE d.id IN (
 			SELECT c.id
-			FROM (SELECT DISTINCT webhook_id FROM public.event_webhook_deliveries
-			      WHERE status = 'pending' AND next_attempt_at <= now() AND webhook_id <> ALL ($4::uuid[])) w
+			FROM public.event_webhooks w
 			CROSS JOIN LATERAL (
 				SELECT id FROM public.event_webhook_deliveries
-				WHERE webhook_id = w.webhook_id AND status = 'pending' AND next_attempt_at <= now()
+				WHERE webhook_id = w.id AND status = 'pending' AND next_attempt_at <= now()
 				ORDER BY next_attempt_at LIMIT $2
 				FOR UPDATE SKIP LOCKED) c
+			WHERE w.enabled AND w.id <> ALL ($4::uuid[])
 			LIMIT $1)
 		RETURNING d.id::text, d.webhook_id::text, d.event_id::text, d.message_id, d.event_type,
 			coalesce(d.organization_id::text, ''), d.body, d.attempts`, limit, perEndpoint, lease.String(), skip)
