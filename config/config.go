@@ -102,6 +102,8 @@ type Config struct {
 	WebhookRetryBase Duration `envconfig:"EVENTBUS_WEBHOOK_RETRY_BASE" default:"5s"`
 	// WebhookMaxAttempts ends a delivery failed after this many attempts.
 	WebhookMaxAttempts int `envconfig:"EVENTBUS_WEBHOOK_MAX_ATTEMPTS" default:"10"`
+	// WebhookConcurrency bounds the attempts in flight to one endpoint.
+	WebhookConcurrency int `envconfig:"EVENTBUS_WEBHOOK_CONCURRENCY" default:"4"`
 	// WebhookAllowPrivate lets webhooks target loopback, private and
 	// link-local addresses (tests, a trusted network).
 	WebhookAllowPrivate bool `envconfig:"EVENTBUS_WEBHOOK_ALLOW_PRIVATE" default:"false"`
@@ -292,6 +294,9 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 1000 {
 		return bad("WEBHOOK_MAX_ATTEMPTS", "must be between 1 and 1000, got %d", c.WebhookMaxAttempts)
+	}
+	if c.WebhookConcurrency < 1 || c.WebhookConcurrency > 32 {
+		return bad("WEBHOOK_CONCURRENCY", "must be between 1 and 32 (the attempts a deliverer runs at once), got %d", c.WebhookConcurrency)
 	}
 	if c.PublishWindow < 1 || c.PublishWindow > 1<<20 {
 		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)

@@ -283,6 +283,7 @@ func TestOutOfRangeValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "1d-1h"}, "EVENTBUS_DUPLICATE_WINDOW", "want a duration such as 30s, 5m, 1h or 7d"},
 		{map[string]string{"EVENTBUS_MAX_RETRIES": "five"}, "EVENTBUS_MAX_RETRIES", `invalid value "five": want an integer`},
 		{map[string]string{"EVENTBUS_SLOT_FAILOVER": "yes"}, "EVENTBUS_SLOT_FAILOVER", `invalid value "yes": want true or false`},
+		{map[string]string{"EVENTBUS_WEBHOOK_CONCURRENCY": "33"}, "EVENTBUS_WEBHOOK_CONCURRENCY", "must be between 1 and 32"},
 	} {
 		t.Run(tc.variable+"="+tc.env[tc.variable], func(t *testing.T) {
 			unsetAll(t)

@@ -217,32 +217,77 @@ func (d *Deliverer) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(jetstream.PullMaxMessages(fanOutBatch))
 	if err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	defer it.Stop()
+	// The iterator hands over one message at a time; a reader passes them
+	// on so that what has arrived is fanned out together, one statement for
+	// a batch (a statement per message bounded the deliverer by the
+	// database's round trip).
+	msgs := make(chan jetstream.Msg, fanOutBatch)
+	var readErr error
+	readCtx, stopReading := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopReading(); it.Stop(); wg.Wait() }()
+	wg.Go(func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				readErr = err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-readCtx.Done():
+				return
+			}
+		}
+	})
+	batch := make([]jetstream.Msg, 0, fanOutBatch)
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		m, ok := <-msgs
+		if !ok {
+			// readErr is set before msgs is closed.
+			if ctx.Err() != nil || errors.Is(readErr, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
 			}
-			return err
+			return readErr
 		}
-		if err := d.fanOut(ctx, msg); err != nil {
+		batch = append(batch[:0], m)
+	more:
+		for len(batch) < fanOutBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		if err := d.fanOut(ctx, batch); err != nil {
 			// Not acked: redelivered after AckWait, or to another deliverer.
-			_ = msg.Nak()
+			for _, m := range batch {
+				_ = m.Nak()
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		_ = msg.Ack()
+		for _, m := range batch {
+			_ = m.Ack()
+		}
 	}
 }
+
+// fanOutBatch bounds the messages pulled ahead and fanned out at once.
+const fanOutBatch = 256
 
 // oldestEndpoint is the creation time of the oldest endpoint loaded.
 func (d *Deliverer) oldestEndpoint() *time.Time {
@@ -291,35 +336,40 @@ func (d *Deliverer) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// fanOut records a delivery of msg for every endpoint that takes it.
-func (d *Deliverer) fanOut(ctx context.Context, msg jetstream.Msg) error {
-	h := msg.Headers()
-	eventType, org := h.Get(publisher.HeaderEventType), h.Get(publisher.HeaderOrganizationID)
-	var stored time.Time
-	if meta, err := msg.Metadata(); err == nil {
-		stored = meta.Timestamp
-	}
-	var ids []string
-	for _, e := range *d.endpoints.Load() {
-		if e.matches(org, eventType) && !stored.Before(e.CreatedAt) {
-			ids = append(ids, e.ID)
+// fanOut records, in one statement, a delivery of each message of msgs for
+// every endpoint that takes it.
+func (d *Deliverer) fanOut(ctx context.Context, msgs []jetstream.Msg) error {
+	var ds []Delivery
+	endpoints := *d.endpoints.Load()
+	for _, msg := range msgs {
+		h := msg.Headers()
+		eventType, org := h.Get(publisher.HeaderEventType), h.Get(publisher.HeaderOrganizationID)
+		var stored time.Time
+		if meta, err := msg.Metadata(); err == nil {
+			stored = meta.Timestamp
+		}
+		var eventID, messageID string
+		for _, e := range endpoints {
+			if !e.matches(org, eventType) || stored.Before(e.CreatedAt) {
+				continue
+			}
+			if eventID == "" {
+				if eventID = eventIDOf(msg.Data()); eventID == "" {
+					d.opts.Log.Warn("webhooks: message without an event id; not delivered", "subject", msg.Subject())
+					break
+				}
+				if messageID = h.Get(jetstream.MsgIDHeader); messageID == "" {
+					messageID = eventID
+				}
+			}
+			ds = append(ds, Delivery{WebhookID: e.ID, EventID: eventID, MessageID: messageID, EventType: eventType,
+				OrganizationID: org, Body: msg.Data()})
 		}
 	}
-	if len(ids) == 0 {
+	if len(ds) == 0 {
 		return nil
 	}
-	eventID := eventIDOf(msg.Data())
-	if eventID == "" {
-		d.opts.Log.Warn("webhooks: message without an event id; not delivered", "subject", msg.Subject())
-		return nil
-	}
-	messageID := h.Get(jetstream.MsgIDHeader)
-	if messageID == "" {
-		messageID = eventID
-	}
-	err := d.store.Enqueue(ctx, ids, Delivery{EventID: eventID, MessageID: messageID, EventType: eventType,
-		OrganizationID: org, Body: msg.Data()})
-	if err != nil {
+	if err := d.store.Enqueue(ctx, ds); err != nil {
 		return fmt.Errorf("record deliveries: %w", err)
 	}
 	select {

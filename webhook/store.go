@@ -125,14 +125,29 @@ const (
 	StatusFailed    = "failed"
 )
 
-// Enqueue records one pending delivery per endpoint for a message; a
-// delivery that exists already (the message came again) is left alone.
-func (s *Store) Enqueue(ctx context.Context, webhookIDs []string, d Delivery) error {
+// Enqueue records the pending deliveries ds (each with its WebhookID) in one
+// statement; a delivery that exists already (its message came again) is
+// left alone. They become due in the order given.
+func (s *Store) Enqueue(ctx context.Context, ds []Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	cols := struct{ webhook, event, message, typ, org, body []string }{}
+	for _, d := range ds {
+		cols.webhook = append(cols.webhook, d.WebhookID)
+		cols.event = append(cols.event, d.EventID)
+		cols.message = append(cols.message, d.MessageID)
+		cols.typ = append(cols.typ, d.EventType)
+		cols.org = append(cols.org, d.OrganizationID)
+		cols.body = append(cols.body, string(d.Body))
+	}
+	// One now() for the statement: a microsecond per row keeps them in order.
 	_, err := s.db.Exec(ctx, `INSERT INTO public.event_webhook_deliveries
-		(webhook_id, event_id, message_id, event_type, organization_id, body)
-		SELECT w::uuid, $2::uuid, $3, $4, nullif($5, '')::uuid, $6 FROM unnest($1::text[]) AS w
+		(webhook_id, event_id, message_id, event_type, organization_id, body, next_attempt_at)
+		SELECT w::uuid, e::uuid, m, t, nullif(o, '')::uuid, b, now() + n * interval '1 microsecond'
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(w, e, m, t, o, b, n)
 		ON CONFLICT (webhook_id, message_id) DO NOTHING`,
-		webhookIDs, d.EventID, d.MessageID, d.EventType, d.OrganizationID, string(d.Body))
+		cols.webhook, cols.event, cols.message, cols.typ, cols.org, cols.body)
 	return err
 }
 

@@ -82,9 +82,16 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	}
 	defer stopHTTP()
 	// Webhooks are delivered from the stream by every relay, the standby
-	// too: deliverers share one durable consumer.
+	// too: deliverers share one durable consumer. The deliverer has a pool
+	// of its own: its claims and attempts never wait for a connection behind
+	// the relay's status writes, nor hold one they need.
 	if cfg.Webhooks {
-		stopDeliverer, _, err := startDeliverer(ctx, cfg, pool, reg, log)
+		deliveryPool, err := newPool(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer deliveryPool.Close()
+		stopDeliverer, _, err := startDeliverer(ctx, cfg, deliveryPool, reg, log)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func startDeliverer(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, 
 		Client: webhook.NewClient(webhook.ClientOptions{Timeout: time.Duration(cfg.WebhookTimeout),
 			AllowPrivate: cfg.WebhookAllowPrivate, UserAgent: userAgent}),
 		Timeout: time.Duration(cfg.WebhookTimeout), RetryBase: time.Duration(cfg.WebhookRetryBase),
-		MaxAttempts: cfg.WebhookMaxAttempts, UserAgent: userAgent, Log: log,
+		MaxAttempts: cfg.WebhookMaxAttempts, PerEndpoint: cfg.WebhookConcurrency, UserAgent: userAgent, Log: log,
 		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge), Metrics: m,
 	})
 	if err != nil {
