@@ -51,7 +51,7 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	var bar *progress
 	if !*dryRun {
 		var err error
-		if pub, err = connectPublisher(ctx, cfg, 256, nil); err != nil {
+		if pub, err = connectPublisher(ctx, cfg, 256, nil, nil); err != nil {
 			return err
 		}
 		defer pub.Close()
