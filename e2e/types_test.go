@@ -152,6 +152,19 @@ func TestEventVersionHeaders(t *testing.T) {
 	})
 	t.Logf("the relay followed the new schema after %s", time.Since(started).Round(time.Millisecond))
 	assert.Contains(t, e.rowOf(refused).errorMessage, "at $.order_id: required")
+
+	// A replay carries the version too (and is not checked again).
+	out, err := e.command("replay", "--id", named).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		for _, m := range e.streamMessages() {
+			if m.Body.ID == named && m.Header.Get("Eventbus-Replay") == "true" {
+				assert.Equal(t, "1", m.Header.Get("Eventbus-Event-Version"))
+				return true, ""
+			}
+		}
+		return false, "the replay of " + named
+	})
 }
 
 // `eventbus publish` and POST /api/events check the payload before they

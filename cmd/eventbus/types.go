@@ -106,3 +106,15 @@ func typesList(ctx context.Context, cfg config.Config, args []string, stdout io.
 	}
 	return tw.Flush()
 }
+
+// loadTypes reads the event type catalog, for a command that publishes
+// (replay: its messages carry Eventbus-Event-Version like the relay's).
+func loadTypes(ctx context.Context, pool catalog.Querier) (*catalog.Catalog, error) {
+	versions, err := catalog.List(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	types := catalog.New()
+	types.Set(versions) // a stored schema that does not compile: only replay's header needs the catalog
+	return types, nil
+}
