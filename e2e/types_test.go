@@ -263,3 +263,35 @@ func TestTypesCommands(t *testing.T) {
 	assert.Contains(t, string(out), "EVENT TYPE")
 	assert.Len(t, strings.Split(strings.TrimSpace(string(out)), "\n"), 5)
 }
+
+// The least-privilege relay role reads the catalog (SELECT on event_types)
+// and follows it (LISTEN needs no grant).
+func TestLeastPrivilegeRelayChecksPayloads(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	_, roleURL := e.relayRole()
+	p := e.startRelayEnv("EVENTBUS_DATABASE_URL=" + roleURL)
+	bad := e.publishMeta("lead.created", strings.Replace(leadV1, `"5f1c7a52-1d9e-4b7a-9a43-0a4c8b1b2c3d"`, `null`, 1), `{}`)
+	eventually(t, 60*time.Second, func() (bool, string) {
+		r := e.rowOf(bad)
+		return r.status == "failed", fmt.Sprintf("%+v", r)
+	})
+	assert.Equal(t, 1, e.rowOf(bad).retries)
+	assert.Contains(t, e.rowOf(bad).errorMessage, "at $.lead_id: type: got null, want string")
+
+	require.Equal(t, "1", e.setType("order.placed", `{"type": "object", "required": ["order_id"]}`))
+	eventually(t, 15*time.Second, func() (bool, string) {
+		id := e.publishMeta("order.placed", `{}`, `{}`)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			switch e.rowOf(id).status {
+			case "failed":
+				return true, ""
+			case "processed":
+				return false, "order.placed published unchecked"
+			}
+		}
+		return false, "not settled"
+	})
+	assert.NotContains(t, p.out.String(), "event types not loaded")
+	assert.NotContains(t, p.out.String(), "not following changes")
+}
