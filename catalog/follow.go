@@ -76,7 +76,11 @@ func (f Follower) follow(ctx context.Context, wait *backoff.Backoff) error {
 	// The connection listens for as long as it lives: it never goes back
 	// to the pool, where another user would get its notifications.
 	conn := pc.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("listen %s: %w", Channel, err)
 	}

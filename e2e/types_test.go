@@ -243,10 +243,10 @@ func TestTypesCommands(t *testing.T) {
 	out, err = e.command("types", "list", "--json").Output()
 	require.NoError(t, err)
 	var list []struct {
-		EventType   string          `json:"event_type"`
-		Version     int             `json:"version"`
+		EventType   string           `json:"event_type"`
+		Version     int              `json:"version"`
 		Schema      *json.RawMessage `json:"schema"`
-		Description string          `json:"description"`
+		Description string           `json:"description"`
 	}
 	require.NoError(t, json.Unmarshal(out, &list), "%s", out)
 	var got []string
