@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,8 +136,8 @@ func (c *Catalog) Registered(eventType string) bool {
 
 // Check returns the Eventbus-Event-Version of e's message ("" when its type
 // is not registered) and validates e's payload against that version's
-// schema. An *InvalidError refuses e: metadata.version names no registered
-// version, or the payload does not validate. Safe for concurrent use.
+// schema. An *InvalidError refuses e: metadata.version is an integer that
+// names no registered version, or the payload does not validate. Safe for concurrent use.
 func (c *Catalog) Check(e *event.Event) (string, error) {
 	r := c.snap.Load().types[e.EventType]
 	if r == nil {
@@ -176,11 +177,14 @@ func (r *registered) version(eventType string, metadata []byte) (*compiled, erro
 	if json.Unmarshal(metadata, &m) != nil || m.Version == nil || string(m.Version) == "null" {
 		return r.current, nil
 	}
-	n, err := strconv.Atoi(string(m.Version))
-	if err != nil {
-		return nil, &InvalidError{EventType: eventType, Reason: fmt.Sprintf(
-			"metadata.version of a %s event must be an integer (one of its versions: %s), got %s", eventType, r.list, truncate(string(m.Version), 40))}
+	// Only an integer names a version (CONTRACT.md: "metadata.version when
+	// the publisher set it (an integer), else the current version"); a
+	// string, a fraction or an object is the publisher's own business.
+	f, err := strconv.ParseFloat(string(m.Version), 64)
+	if err != nil || f != math.Trunc(f) || f < math.MinInt32 || f > math.MaxInt32 {
+		return r.current, nil
 	}
+	n := int(f)
 	v := r.versions[n]
 	if v == nil {
 		return nil, &InvalidError{EventType: eventType, Reason: fmt.Sprintf(
@@ -211,9 +215,3 @@ func (v *compiled) validate(eventType string, payload []byte) error {
 	return &InvalidError{EventType: eventType, Version: v.version, Reason: reason}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
