@@ -214,4 +214,3 @@ func (v *compiled) validate(eventType string, payload []byte) error {
 	}
 	return &InvalidError{EventType: eventType, Version: v.version, Reason: reason}
 }
-
