@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventbus/eventbus/catalog"
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/replay"
@@ -38,6 +39,9 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 	}
 	var id string
 	err := s.inTx(r.Context(), c, func(tx pgx.Tx) error {
+		if err := s.checkEventType(r.Context(), tx, req.EventType, req.Payload, req.Metadata); err != nil {
+			return err
+		}
 		var err error
 		id, err = outbox.Publish(r.Context(), tx, req.EventType, req.AggregateType, req.AggregateID, rawOrNil(req.Payload), rawOrNil(req.Metadata), org)
 		return err
@@ -46,6 +50,31 @@ func (s *Server) publishEvent(r *http.Request, c caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, map[string]string{"id": id}, nil
+}
+
+// checkEventType validates an event before it is inserted, as the relay
+// will: the type's versions are read fresh (in the caller's transaction;
+// event_types is readable by authenticated), compiled once per version by
+// the monitor's catalog. A refusal is 422 with the relay's error_message.
+func (s *Server) checkEventType(ctx context.Context, tx pgx.Tx, eventType string, payload, metadata json.RawMessage) error {
+	versions, err := catalog.ListType(ctx, tx, eventType)
+	if err != nil {
+		return err
+	}
+	for _, err := range s.types.SetType(eventType, versions) {
+		s.opts.Log.Warn("monitor: event types", "err", err)
+	}
+	// What publish_event stores for an absent payload or metadata: {}.
+	stored := rawOrNil(payload)
+	if stored == nil {
+		stored = []byte("{}")
+	}
+	_, err = s.types.CheckPayload(eventType, stored, rawOrNil(metadata))
+	var invalid *catalog.InvalidError
+	if errors.As(err, &invalid) {
+		return badRequest(http.StatusUnprocessableEntity, "%s", invalid.Error())
+	}
+	return err
 }
 
 // rawOrNil makes an absent or null payload or metadata nil, which

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/eventbus/eventbus/catalog"
 	"github.com/eventbus/eventbus/httpserver"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -40,7 +41,13 @@ type Options struct {
 	// WebhookAllowPrivate lets /api/webhooks add endpoints on private and
 	// loopback addresses (EVENTBUS_WEBHOOK_ALLOW_PRIVATE).
 	WebhookAllowPrivate bool
-	Log                 *slog.Logger
+	// SubjectPrefix and NATSURL are EVENTBUS_SUBJECT_PREFIX and
+	// EVENTBUS_NATS_URL, for the AsyncAPI document (GET /api/asyncapi).
+	SubjectPrefix string
+	NATSURL       string
+	// Version is eventbus's build version, the document's info.version.
+	Version string
+	Log     *slog.Logger
 }
 
 // Server serves the monitor's API and page.
@@ -49,6 +56,9 @@ type Server struct {
 	tokenMatches func(string) bool
 	jwt          *verifier // nil: no JWT signs in
 	mux          *http.ServeMux
+	// types compiles the schemas POST /api/events checks payloads
+	// against, once per version (see checkEventType).
+	types *catalog.Catalog
 }
 
 // maxBody bounds request bodies.
@@ -68,7 +78,7 @@ func New(opts Options) *Server {
 	if opts.Ready == nil {
 		opts.Ready = func() bool { return false }
 	}
-	s := &Server{opts: opts, tokenMatches: httpserver.TokenMatcher(opts.AdminToken), mux: http.NewServeMux()}
+	s := &Server{opts: opts, tokenMatches: httpserver.TokenMatcher(opts.AdminToken), mux: http.NewServeMux(), types: catalog.New()}
 	if opts.JWTSecret != "" || opts.JWKSURL != "" {
 		s.jwt = &verifier{audience: cmp.Or(opts.JWTAudience, defaultAudience)}
 		if opts.JWTSecret != "" {
@@ -91,6 +101,8 @@ func New(opts Options) *Server {
 	api.HandleFunc("DELETE /api/webhooks/{id}", s.handle(s.removeWebhook))
 	api.HandleFunc("GET /api/webhooks/{id}/deliveries", s.handle(s.webhookDeliveries))
 	api.HandleFunc("POST /api/webhooks/{id}/redeliver", s.handle(s.redeliverWebhook))
+	api.HandleFunc("GET /api/asyncapi", s.asyncAPI)
+	api.HandleFunc("GET /api/types", s.handle(s.listTypes))
 	api.HandleFunc("/api/", s.handle(func(r *http.Request, _ caller) (int, any, error) {
 		return 0, nil, badRequest(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))

@@ -291,6 +291,15 @@ func (s *Store) RecordFailure(ctx context.Context, id string, xid uint32, messag
 	}
 }
 
+// FailNow marks event id failed at once, with message as its error_message
+// and the attempt counted: a rejection that no retry can cure (a payload its
+// type's schema refuses). It waits for a row not visible yet, and reports
+// what RecordFailure does (always failed, or already processed).
+func (s *Store) FailNow(ctx context.Context, id string, xid uint32, message string) (failed bool, err error) {
+	// With one retry allowed, the first counted attempt is the last.
+	return s.RecordFailure(ctx, id, xid, message, 1)
+}
+
 // pendingByIDsSQL reads redriven rows. It takes any status but processed:
 // process_pending_events set failed rows back to pending in a transaction the
 // stream delivered, so it is committed, but this session may not see it yet

@@ -18,11 +18,23 @@ var ErrRejected = errors.New("event rejected")
 // binds subjects under <prefix>.>); retrying will not help.
 var ErrStreamUnusable = errors.New("stream unusable")
 
-// RejectedError is a per-event failure with a reason meant for error_message.
-type RejectedError struct{ Reason string }
+// ErrPermanent marks a rejection that no retry can cure: the event's
+// payload does not validate against its type's schema (Options.Catalog).
+// The relay marks such an event failed at once. Every ErrPermanent is also
+// an ErrRejected.
+var ErrPermanent = errors.New("event rejected for good")
 
-func (e *RejectedError) Error() string        { return e.Reason }
-func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+// RejectedError is a per-event failure with a reason meant for error_message.
+type RejectedError struct {
+	Reason string
+	// Permanent: retrying cannot help (see ErrPermanent).
+	Permanent bool
+}
+
+func (e *RejectedError) Error() string { return e.Reason }
+func (e *RejectedError) Is(target error) bool {
+	return target == ErrRejected || (e.Permanent && target == ErrPermanent)
+}
 
 func rejected(format string, args ...any) error {
 	return &RejectedError{Reason: fmt.Sprintf(format, args...)}

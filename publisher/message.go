@@ -32,6 +32,11 @@ const (
 	// no caller can forge it; absent when the metadata has none (trusted
 	// callers without a user, rows written by other means).
 	HeaderPublishedBy = "Eventbus-Published-By"
+	// HeaderEventVersion is the version of the event's type in the
+	// catalog (public.event_types) that its payload was checked against:
+	// metadata.version when the publisher set it, else the current version
+	// at publish time; absent for a type that is not registered.
+	HeaderEventVersion = "Eventbus-Event-Version"
 )
 
 // Subject returns the subject of an event: <prefix>.<event_type>.
@@ -57,6 +62,12 @@ const MaxEventTypeLen = 1024
 // as CONTRACT.md describes. The Nats-Msg-Id header is set by the caller, since
 // a replay uses a different one.
 func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
+	return buildMessage(prefix, e, "")
+}
+
+// buildMessage is BuildMessage with the Eventbus-Event-Version header
+// (none when version is "").
+func buildMessage(prefix string, e *event.Event, version string) (*nats.Msg, error) {
 	if e.DecodeErr != nil {
 		return nil, rejected("cannot decode the event row: %v", e.DecodeErr)
 	}
@@ -75,7 +86,7 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	// One backing array for every header value, room for the ones callers
 	// add (Nats-Msg-Id, Nats-Expected-Stream, Eventbus-Replay), and a body
 	// allocated once: this runs for every event.
-	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID, "", publishedBy(e.Metadata)}
+	values := [...]string{e.EventType, e.AggregateType, e.AggregateID, e.OrganizationID, "", publishedBy(e.Metadata), version}
 	h := make(nats.Header, len(values)+3)
 	h[HeaderEventType] = values[0:1:1]
 	h[HeaderAggregateType] = values[1:2:2]
@@ -89,6 +100,9 @@ func BuildMessage(prefix string, e *event.Event) (*nats.Msg, error) {
 	}
 	if values[5] != "" {
 		h[HeaderPublishedBy] = values[5:6:6]
+	}
+	if version != "" {
+		h[HeaderEventVersion] = values[6:7:7]
 	}
 	body := make([]byte, 0, bodySize(e))
 	return &nats.Msg{Subject: subject, Header: h, Data: AppendBody(body, e)}, nil

@@ -205,3 +205,25 @@ func TestPublishedByHeaderFromMetadata(t *testing.T) {
 		}
 	}
 }
+
+func TestEventVersionHeaderOnlyWhenGiven(t *testing.T) {
+	e := sampleEvent()
+	m, err := buildMessage("events", e, "")
+	require.NoError(t, err)
+	assert.NotContains(t, m.Header, HeaderEventVersion, "a type not registered: no version")
+	m, err = buildMessage("events", e, "3")
+	require.NoError(t, err)
+	assert.Equal(t, "3", m.Header.Get(HeaderEventVersion))
+}
+
+// The version header costs no allocation of its own: the same as
+// BenchmarkBuildMessage.
+func BenchmarkBuildMessageWithVersion(b *testing.B) {
+	e := sampleEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := buildMessage("events", e, "2"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

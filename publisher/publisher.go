@@ -45,7 +45,19 @@ type Options struct {
 	MaxPending int
 	// AckTimeout fails an async publish whose PubAck does not arrive in time.
 	AckTimeout time.Duration
-	Log        *slog.Logger
+	// Catalog, when set, checks every event against its type's schema
+	// (catalog.Catalog): Publish refuses one that does not validate with
+	// a permanent RejectedError (ErrPermanent), and every message of a
+	// registered type carries Eventbus-Event-Version.
+	Catalog Checker
+	Log     *slog.Logger
+}
+
+// Checker tells the Eventbus-Event-Version of e's message ("" for a type
+// that is not registered) and refuses e when its payload does not match
+// that version's schema; the error's text becomes the error_message.
+type Checker interface {
+	Check(e *event.Event) (version string, err error)
 }
 
 // Publisher publishes events to one JetStream stream.
@@ -305,12 +317,24 @@ func (p *Publisher) Publish(e *event.Event) (Ack, error) {
 
 // Replay publishes e again under a fresh Nats-Msg-Id so that JetStream stores
 // it even inside the duplicate window, with header Eventbus-Replay: true.
+// Its payload is not checked against the catalog (see publish).
 func (p *Publisher) Replay(e *event.Event, msgID string) (Ack, error) {
 	return p.publish(e, msgID, true)
 }
 
 func (p *Publisher) publish(e *event.Event, msgID string, replay bool) (Ack, error) {
-	m, err := BuildMessage(p.opts.SubjectPrefix, e)
+	var version string
+	if p.opts.Catalog != nil {
+		var err error
+		version, err = p.opts.Catalog.Check(e)
+		// A replay republishes history as it was first published: it
+		// carries the version header, and is not checked against a schema
+		// that may have changed since.
+		if err != nil && !replay {
+			return Ack{}, &RejectedError{Reason: err.Error(), Permanent: true}
+		}
+	}
+	m, err := buildMessage(p.opts.SubjectPrefix, e, version)
 	if err != nil {
 		return Ack{}, err
 	}

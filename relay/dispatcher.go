@@ -264,7 +264,9 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 // publish sends one event. A per-event rejection is recorded in the table
 // (retry_count+1, error_message) and retried after backoff, in place, so no
 // later event overtakes it; once its retries are used up it is marked failed
-// and the stream moves on. Any other error ends the session. committed is the
+// and the stream moves on. A permanent one (publisher.ErrPermanent: the
+// payload fails its type's schema, checked by the publisher's catalog) is
+// marked failed at once. Any other error ends the session. committed is the
 // commit time of e's transaction, zero when unknown.
 func (d *dispatcher) publish(ctx context.Context, x *txn, e *event.Event, committed time.Time) error {
 	d.tr.add(x)
@@ -351,7 +353,13 @@ func (f *failures) record(ctx context.Context, e *event.Event, xid uint32, cause
 		f.log.Error("skipping an event_bus row without id", "err", cause)
 		return true, nil
 	}
-	failed, err = f.store.RecordFailure(ctx, e.ID, xid, cause.Error(), f.maxRetries)
+	if errors.Is(cause, publisher.ErrPermanent) {
+		// Its payload fails its schema: the same payload will fail every
+		// retry, so it fails now and the stream moves on.
+		failed, err = f.store.FailNow(ctx, e.ID, xid, cause.Error())
+	} else {
+		failed, err = f.store.RecordFailure(ctx, e.ID, xid, cause.Error(), f.maxRetries)
+	}
 	if errors.Is(err, outbox.ErrInvisible) {
 		f.log.Warn("rejected event not found in event_bus; was it deleted?", "id", e.ID, "err", cause)
 		return true, nil

@@ -69,6 +69,7 @@ func RelayPolicyName(role string) string {
 //	GRANT SELECT, INSERT, UPDATE ON public.eventbus_slot_state TO role;  -- backfill bookkeeping
 //	GRANT SELECT, UPDATE (enabled) ON public.event_webhooks TO role;     -- webhook deliverer
 //	GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO role;
+//	GRANT SELECT ON public.event_types TO role;                          -- the catalog
 //	GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(…) TO role;  -- heartbeat, sweep
 //	CREATE POLICY "eventbus relay: <role>" ON public.event_bus
 //	  FOR ALL TO role USING (true) WITH CHECK (true);  -- RLS is enabled on event_bus
@@ -127,6 +128,9 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 			// answered 410, records deliveries.
 			"GRANT SELECT, UPDATE (enabled) ON public.event_webhooks TO "+r,
 			"GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO "+r,
+			// The event type catalog the relay checks payloads against
+			// (readable by every role granted SELECT: its policy is true).
+			"GRANT SELECT ON public.event_types TO "+r,
 		)
 		if opts.Prune {
 			stmts = append(stmts, "GRANT DELETE ON public.event_bus TO "+r, "GRANT DELETE ON public.event_webhook_deliveries TO "+r)

@@ -161,7 +161,8 @@ func noArgs(args []string) error {
 // connectPublisher connects to NATS as cfg says (credentials, TLS) for
 // publishing to the stream, which EnsureStream creates with cfg's duplicate
 // window and maximum age. maxPending bounds the publishes awaiting a PubAck.
-func connectPublisher(ctx context.Context, cfg config.Config, maxPending int, log *slog.Logger) (*publisher.Publisher, error) {
+// checker, when not nil, is the event type catalog (publisher.Options.Catalog).
+func connectPublisher(ctx context.Context, cfg config.Config, maxPending int, checker publisher.Checker, log *slog.Logger) (*publisher.Publisher, error) {
 	natsOpts, err := natsconn.Options(cfg)
 	if err != nil {
 		return nil, err
@@ -169,6 +170,6 @@ func connectPublisher(ctx context.Context, cfg config.Config, maxPending int, lo
 	return publisher.Connect(ctx, publisher.Options{
 		URL: cfg.NATSURL, NATSOptions: natsOpts, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		DuplicateWindow: time.Duration(cfg.DuplicateWindow), MaxAge: time.Duration(cfg.StreamMaxAge),
-		MaxPending: maxPending, Log: log,
+		MaxPending: maxPending, Catalog: checker, Log: log,
 	})
 }

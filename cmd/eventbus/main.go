@@ -84,6 +84,13 @@ commands:
             the dead letters: failed events and failed webhook deliveries
   dlq redrive [--event-type X] [--since T]
             hand failed events back to the relay (as process_pending_events)
+  types set EVENT_TYPE [--schema FILE] [--description D]
+            add the next version of an event type (printed), with the JSON
+            Schema (2020-12) its payloads must match
+  types list [--json]
+            the event types and their versions; the highest is current
+  asyncapi [--json]
+            print the AsyncAPI 3.0 document of the event types (YAML)
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -129,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "doctor":
 		err = doctorCommand(ctx, cfg, args[1:], stdout)
 	case "publish":
-		err = publishCommand(ctx, cfg, args[1:], stdout)
+		err = publishCommand(ctx, cfg, args[1:], stdout, stderr)
 	case "prune":
 		err = pruneCommand(ctx, cfg, args[1:], stdout)
 	case "tail":
@@ -140,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = webhookCommand(ctx, cfg, args[1:], stdout)
 	case "dlq":
 		err = dlqCommand(ctx, cfg, args[1:], stdout)
+	case "types":
+		err = typesCommand(ctx, cfg, args[1:], stdout)
+	case "asyncapi":
+		err = asyncapiCommand(ctx, cfg, args[1:], stdout)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/eventbus/eventbus/catalog"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/outbox"
 )
 
-func publishCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+func publishCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flags("publish")
 	eventType := fs.String("event-type", "", "event type, e.g. payment.completed (required)")
 	aggregateType := fs.String("aggregate-type", "", "aggregate type, e.g. payment (required)")
@@ -42,6 +43,19 @@ func publishCommand(ctx context.Context, cfg config.Config, args []string, stdou
 		return err
 	}
 	defer pool.Close()
+	// Checked before inserting, as the relay will check it: a payload its
+	// type's schema refuses is never stored.
+	versions, err := catalog.ListType(ctx, pool, *eventType)
+	if err != nil {
+		return err
+	}
+	types := catalog.New()
+	for _, err := range types.SetType(*eventType, versions) {
+		fmt.Fprintln(stderr, "eventbus publish: warning:", err)
+	}
+	if _, err := types.CheckPayload(*eventType, []byte(*payload), []byte(*metadata)); err != nil {
+		return err
+	}
 	id, err := outbox.NewStore(pool).Publish(ctx, *eventType, *aggregateType, *aggregateID, []byte(*payload), []byte(*metadata), *org)
 	if err != nil {
 		return err

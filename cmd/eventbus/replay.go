@@ -50,8 +50,11 @@ func replayCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	var pub *publisher.Publisher
 	var bar *progress
 	if !*dryRun {
-		var err error
-		if pub, err = connectPublisher(ctx, cfg, 256, nil); err != nil {
+		types, err := loadTypes(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if pub, err = connectPublisher(ctx, cfg, 256, types, nil); err != nil {
 			return err
 		}
 		defer pub.Close()

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/eventbus/eventbus/catalog"
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpserver"
@@ -44,14 +45,20 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	// The relay keeps at most PublishWindow events in flight; after a broker
 	// error it sends them again while their first copies may still count as
 	// pending in nats.go: room for both.
-	pub, err := connectPublisher(ctx, cfg, 2*cfg.PublishWindow, log)
+	// The event type catalog: loaded now so that the first events are
+	// checked, then followed by its service while the relay streams.
+	types := catalog.New()
+	if err := catalog.Load(ctx, pool, types, log); err != nil {
+		log.Warn("event types not loaded yet; events are published unchecked until they are", "err", err)
+	}
+	pub, err := connectPublisher(ctx, cfg, 2*cfg.PublishWindow, types, log)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
 	store := outbox.NewStore(pool)
 
-	var services []relay.Service
+	services := []relay.Service{catalog.Follower{Pool: pool, Catalog: types, Log: log}}
 	if cfg.Retention > 0 {
 		services = append(services,
 			outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log},
@@ -133,6 +140,7 @@ func serveHTTP(cfg config.Config, reg *prometheus.Registry, r *relay.Relay, pool
 			Pool: pool, Publisher: pub, AdminToken: cfg.AdminToken, JWTSecret: cfg.JWTSecret,
 			JWKSURL: cfg.JWKSURL, JWTAudience: cfg.JWTAudience, Slot: cfg.Slot, Ready: r.Ready, Log: log,
 			WebhookAllowPrivate: cfg.WebhookAllowPrivate,
+			SubjectPrefix:       cfg.SubjectPrefix, NATSURL: cfg.NATSURL, Version: version(),
 		})
 		mon = m
 	}

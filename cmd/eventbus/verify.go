@@ -44,7 +44,7 @@ func verifyCommand(ctx context.Context, cfg config.Config, args []string, stdout
 	defer nc.Close()
 	var pub *publisher.Publisher
 	if *repair {
-		pub, err = connectPublisher(ctx, cfg, 256, nil)
+		pub, err = connectPublisher(ctx, cfg, 256, nil, nil)
 		if err != nil {
 			return err
 		}
