@@ -4,12 +4,14 @@
 // through textContent and setAttribute (never innerHTML).
 "use strict";
 
-const ANALYTICS_POLL_MS = 15000;
+// poll: how often the view reloads while shown. A window's cost grows with
+// its events (docs/BENCHMARKS.md: about 0.1 s for 24 hours of a 1M-row table,
+// seconds for 30 days), so the long windows load once, when chosen.
 const WINDOWS = {
-  "1h": { label: "the last hour", bucket: "minute" },
-  "24h": { label: "the last 24 hours", bucket: "hour" },
-  "7d": { label: "the last 7 days", bucket: "6 hours" },
-  "30d": { label: "the last 30 days", bucket: "day" },
+  "1h": { label: "the last hour", bucket: "minute", poll: 15000 },
+  "24h": { label: "the last 24 hours", bucket: "hour", poll: 60000 },
+  "7d": { label: "the last 7 days", bucket: "6 hours", poll: 0 },
+  "30d": { label: "the last 30 days", bucket: "day", poll: 0 },
 };
 // Colours for event types, most events first; the rest share "other".
 const TYPE_COLOURS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#475569"];
@@ -76,7 +78,7 @@ async function loadAnalytics() {
     $("analytics-state").textContent = `Could not load analytics: ${err.message}`;
     handleError(err);
   }
-  if (gen === analytics.generation && !$("app").hidden) analytics.timer = setTimeout(loadAnalytics, ANALYTICS_POLL_MS);
+  if (gen === analytics.generation && !$("app").hidden && WINDOWS[win].poll) analytics.timer = setTimeout(loadAnalytics, WINDOWS[win].poll);
 }
 
 // ---------- Rendering ----------
