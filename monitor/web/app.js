@@ -293,9 +293,14 @@ function writeUrl(push) {
   else history.replaceState(null, "", url);
 }
 
-// Back and Forward restore the filter of that entry.
+// Back and Forward restore the filter of that entry (an entry of the
+// Analytics view's own leaves the list alone).
 function onPopState() {
+  const before = JSON.stringify([currentFilters(), state.detailId]);
   readFiltersFromUrl();
+  $("filter-payload").setAttribute("aria-invalid", "false");
+  $("filter-payload-hint").textContent = "";
+  if (JSON.stringify([currentFilters(), state.detailId]) === before) return;
   state.generation++;
   resetList();
   refresh();
