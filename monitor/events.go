@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -106,6 +107,14 @@ const (
 	maxLimit     = 500
 )
 
+// maxQuery bounds the text of q: a search term, not a document.
+const maxQuery = 200
+
+// countCap is where the count of matches stops: counting a broad filter
+// exactly on a large table reads every row it matches, counting up to the
+// cap reads at most countCap+1 (docs/BENCHMARKS.md "Search and analytics").
+const countCap = 1000
+
 // parseList validates the query string of GET /api/events and returns the
 // filter of the page it asks for.
 func parseList(v map[string][]string) (outbox.Filter, error) {
@@ -150,6 +159,22 @@ func parseList(v map[string][]string) (outbox.Filter, error) {
 			*p.t = t
 		}
 	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Since.After(f.Until) {
+		return bad("since %s is after until %s", f.Since.Format(time.RFC3339Nano), f.Until.Format(time.RFC3339Nano))
+	}
+	if raw := get("payload"); raw != "" {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(raw), &obj); err != nil || obj == nil {
+			return bad(`payload %q is not a JSON object such as {"lead_id": "42"}: events whose payload contains it are listed`, raw)
+		}
+		f.PayloadContains = []byte(raw)
+	}
+	if q := get("q"); q != "" {
+		if utf8.RuneCountInString(q) > maxQuery {
+			return bad("q is longer than %d characters", maxQuery)
+		}
+		f.Text = q
+	}
 	if raw := get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxLimit {
@@ -191,13 +216,20 @@ func decodeCursor(s string) (outbox.Position, error) {
 	return outbox.Position{CreatedAt: t, ID: id}, err
 }
 
+// listResponse is a page of events. The first page (no cursor) also says
+// how many events match: Matched, at most countCap; MatchedCapped when there
+// are more (the page shows "1,000+").
 type listResponse struct {
-	Events     []Event `json:"events"`
-	NextCursor *string `json:"next_cursor"`
+	Events        []Event `json:"events"`
+	NextCursor    *string `json:"next_cursor"`
+	Matched       *int    `json:"matched,omitempty"`
+	MatchedCapped bool    `json:"matched_capped,omitempty"`
 }
 
-// listEvents is useEvents: newest first, by keyset on (created_at, id), which
-// the index event_bus_created_at_idx serves without scanning skipped rows.
+// listEvents is useEvents and the page's search: newest first, by keyset on
+// (created_at, id), which the index event_bus_created_at_idx serves without
+// scanning skipped rows; a payload search is served by
+// event_bus_payload_path_idx (migration 0016).
 func (s *Server) listEvents(r *http.Request, c caller) (int, any, error) {
 	f, err := parseList(r.URL.Query())
 	if err != nil {
@@ -206,15 +238,21 @@ func (s *Server) listEvents(r *http.Request, c caller) (int, any, error) {
 	limit := f.Limit
 	f.Limit++ // one more tells whether there is a next page
 	var stored []outbox.StoredEvent
+	var resp listResponse
 	err = s.inTx(r.Context(), c, func(tx pgx.Tx) error {
 		var err error
 		stored, err = outbox.ListEvents(r.Context(), tx, f)
+		if err != nil || f.Before != nil {
+			return err
+		}
+		n, capped, err := outbox.CountUpTo(r.Context(), tx, f, countCap)
+		resp.Matched, resp.MatchedCapped = &n, capped
 		return err
 	})
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := listResponse{Events: make([]Event, 0, limit)}
+	resp.Events = make([]Event, 0, limit)
 	for _, e := range stored[:min(len(stored), limit)] {
 		resp.Events = append(resp.Events, apiEvent(e))
 	}

@@ -96,6 +96,7 @@ func New(opts Options) *Server {
 	api.HandleFunc("POST /api/events/{id}/replay", s.handle(s.replayEvent))
 	api.HandleFunc("POST /api/events/{id}/redrive", s.handle(s.redriveEvent))
 	api.HandleFunc("GET /api/stats", s.handle(s.stats))
+	api.HandleFunc("GET /api/analytics", s.handle(s.analytics))
 	api.HandleFunc("GET /api/webhooks", s.handle(s.listWebhooks))
 	api.HandleFunc("POST /api/webhooks", s.handle(s.addWebhook))
 	api.HandleFunc("DELETE /api/webhooks/{id}", s.handle(s.removeWebhook))

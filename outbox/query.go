@@ -40,6 +40,14 @@ type Filter struct {
 	// AggregateIDPrefix matches the aggregate ids that start with it.
 	AggregateIDPrefix string
 	OrganizationID    string
+	// PayloadContains keeps the events whose payload contains this JSON
+	// (jsonb @>, served by event_bus_payload_path_idx); the caller checks
+	// that it is a JSON object.
+	PayloadContains []byte
+	// Text keeps the events where it occurs, case-insensitively, in
+	// event_type, aggregate_id or error_message. No index serves it: it is
+	// tested on the rows the other conditions and the order leave.
+	Text string
 	// Before keeps the events before it in newest-first order,
 	// (created_at, id) < (Before.CreatedAt, Before.ID): a keyset cursor,
 	// which the index on created_at serves without reading skipped rows.
@@ -93,6 +101,14 @@ func (f Filter) where() (string, []any) {
 	if f.OrganizationID != "" {
 		add("organization_id = $%d::uuid", f.OrganizationID)
 	}
+	if f.PayloadContains != nil {
+		add("payload @> $%d::jsonb", string(f.PayloadContains))
+	}
+	if f.Text != "" {
+		args = append(args, "%"+likeEscaper.Replace(f.Text)+"%")
+		n := len(args)
+		conds = append(conds, fmt.Sprintf("(event_type ILIKE $%d OR aggregate_id ILIKE $%d OR error_message ILIKE $%d)", n, n, n))
+	}
 	switch {
 	case f.Before == nil:
 	case f.Before.CreatedAt.IsZero():
@@ -109,6 +125,10 @@ func (f Filter) where() (string, []any) {
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
+
+// likeEscaper makes text match itself in a LIKE pattern (whose escape
+// character is the backslash by default).
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // query renders the SELECT of columns from the events matching f, in f's
 // order, at most f.Limit of them.
@@ -190,6 +210,23 @@ func (s *Store) Count(ctx context.Context, f Filter) (int, error) {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
+}
+
+// CountUpTo counts through q the events matching f (whatever its Before,
+// order and Limit), but stops at most: capped is true when there are more.
+// A count bounded so costs at most what reading most+1 matching rows costs,
+// where an exact count of a broad filter on a large table reads all of them.
+func CountUpTo(ctx context.Context, q RowQuerier, f Filter, most int) (n int, capped bool, err error) {
+	f.Before = nil
+	where, args := f.where()
+	sql := fmt.Sprintf(`SELECT count(*) FROM (SELECT FROM public.event_bus%s LIMIT %d) AS matched`, where, most+1)
+	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("count events: %w", err)
+	}
+	if n > most {
+		return most, true, nil
+	}
+	return n, false, nil
 }
 
 // StoredEvent is an event_bus row with what its delivery wrote to it: the

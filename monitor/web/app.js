@@ -7,7 +7,8 @@ const TOKEN_KEY = "eventbus.token";
 const POLL_MS = 3000;
 const PAGE_SIZE = 100;
 const STATUSES = ["pending", "processing", "processed", "failed"];
-const FILTERS = ["status", "event_type", "aggregate_type", "aggregate_id"];
+const FILTERS = ["status", "event_type", "aggregate_type", "aggregate_id", "q", "payload", "organization_id", "since", "until"];
+const TIME_FILTERS = ["since", "until"]; // RFC 3339 in the URL and the API, local time in the form
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
@@ -133,6 +134,7 @@ async function refresh() {
     if (gen !== state.generation) return; // filters changed meanwhile; a new refresh is coming
     renderStats(stats);
     mergeFirstPage(page);
+    renderCount(page);
     renderWebhooks(hooks);
     showBanner("");
     if (state.detailId) await refreshDetail();
@@ -244,24 +246,87 @@ async function onRedeliver(id, btn) {
 
 function readFiltersFromUrl() {
   const q = new URLSearchParams(location.search);
-  for (const name of FILTERS) $(`filter-${name.replace("_", "-")}`).value = q.get(name) || "";
+  for (const name of FILTERS) {
+    const v = q.get(name) || "";
+    $(`filter-${name.replace("_", "-")}`).value = TIME_FILTERS.includes(name) ? toLocalInput(v) : v;
+  }
   state.detailId = q.get("event");
 }
 
 function currentFilters() {
   const f = {};
   for (const name of FILTERS) {
-    const v = $(`filter-${name.replace("_", "-")}`).value.trim();
+    let v = $(`filter-${name.replace("_", "-")}`).value.trim();
+    if (v && TIME_FILTERS.includes(name)) v = fromLocalInput(v);
     if (v) f[name] = v;
   }
   return f;
 }
 
-function writeUrl() {
+// An RFC 3339 time as a datetime-local input's value (the browser's time
+// zone), and back; a value that does not parse is passed on for the API to
+// refuse by name.
+function toLocalInput(iso) {
+  const d = new Date(iso);
+  if (!iso || isNaN(d)) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function fromLocalInput(v) {
+  const d = new Date(v);
+  return isNaN(d) ? v : d.toISOString().replace(".000Z", "Z");
+}
+
+// The filter and the open event live in the URL, which can be shared; a new
+// filter is a new history entry (push), so Back returns to the one before.
+// The view's own parameters (analytics.js) are kept.
+function writeUrl(push) {
   const q = new URLSearchParams(currentFilters());
   if (state.detailId) q.set("event", state.detailId);
+  const old = new URLSearchParams(location.search);
+  for (const k of ["view", "window"]) if (old.has(k)) q.set(k, old.get(k));
   const s = q.toString();
-  history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
+  const url = location.pathname + (s ? `?${s}` : "");
+  if (url === location.pathname + location.search) return;
+  if (push) history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
+}
+
+// Back and Forward restore the filter of that entry (an entry of the
+// Analytics view's own leaves the list alone).
+function onPopState() {
+  const before = JSON.stringify([currentFilters(), state.detailId]);
+  readFiltersFromUrl();
+  $("filter-payload").setAttribute("aria-invalid", "false");
+  $("filter-payload-hint").textContent = "";
+  if (JSON.stringify([currentFilters(), state.detailId]) === before) return;
+  state.generation++;
+  resetList();
+  refresh();
+  if (state.detailId) openDetail(state.detailId);
+  else $("detail").hidden = true;
+}
+
+// A payload filter is applied only once it is a JSON object, so typing one
+// does not flash the API's refusal at every key.
+function payloadProblem() {
+  const v = $("filter-payload").value.trim();
+  if (!v) return "";
+  try {
+    const o = JSON.parse(v);
+    if (o !== null && typeof o === "object" && !Array.isArray(o)) return "";
+  } catch { /* reported below */ }
+  return "Not a JSON object yet, e.g. {\"lead_id\": \"42\"}";
+}
+
+function renderCount(page) {
+  const out = $("events-count");
+  if (typeof page.matched !== "number") return; // only the first page counts
+  const n = page.matched;
+  out.textContent = page.matched_capped ? `${fmtNum(n)}+ events match` : `${fmtNum(n)} ${n === 1 ? "event matches" : "events match"}`;
+  out.dataset.matched = String(n);
+  out.dataset.capped = String(Boolean(page.matched_capped));
 }
 
 function eventsUrl(cursor) {
@@ -274,8 +339,12 @@ function eventsUrl(cursor) {
 let filterDebounce = null;
 function onFilterChange(ev) {
   clearTimeout(filterDebounce);
+  const problem = payloadProblem();
+  $("filter-payload").setAttribute("aria-invalid", String(Boolean(problem)));
+  $("filter-payload-hint").textContent = problem;
+  if (problem) return;
   const apply = () => {
-    writeUrl();
+    writeUrl(true);
     state.generation++;
     resetList();
     refresh();
@@ -298,6 +367,7 @@ function resetList() {
   state.nextCursor = null;
   state.loadedMore = false;
   $("events-body").replaceChildren();
+  $("events-count").textContent = "";
   setListState("Loading events…");
   $("btn-more").hidden = true;
 }
@@ -677,6 +747,8 @@ function init() {
   $("filters").addEventListener("input", onFilterChange);
   $("filters").addEventListener("change", onFilterChange); // older browsers fire only change on <select>
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
+  $("filters").addEventListener("reset", () => setTimeout(onFilterChange, 0)); // after the form cleared its fields
+  window.addEventListener("popstate", onPopState);
   $("events-body").addEventListener("click", onRowActivate);
   $("events-body").addEventListener("keydown", onRowActivate);
   $("btn-more").addEventListener("click", onLoadMore);
