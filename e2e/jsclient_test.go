@@ -4,12 +4,18 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +68,87 @@ func TestJSClientAgainstRelay(t *testing.T) {
 	var retries int
 	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT retry_count FROM public.event_bus WHERE id = $1`, r.failing).Scan(&retries))
 	assert.GreaterOrEqual(t, retries, 2, "the failing event was handed back and tried again")
+}
+
+// TestReactExampleInTheBrowser drives the React example (examples/react,
+// built on @eventbus/client's hooks) in headless Chromium against the real
+// relay: an httptest server serves the built app, a config.js with an
+// organization admin's JWT, and the relay's /api behind the same origin (a
+// reverse proxy, as a CRM's host would), so the page needs no CORS. The
+// browser side is e2e/browser/client_example.test.mjs; afterwards the event
+// the page published is in the database, the admin's organization's, and
+// in the stream.
+//
+// Skipped without node, npm or chromium, unless EVENTBUS_REQUIRE_BROWSER=1.
+func TestReactExampleInTheBrowser(t *testing.T) {
+	t.Parallel()
+	clientDir := jsClient(t)
+	browserDir, node, chromium := browserTools(t)
+	r := startJSRelay(t)
+	ctx := t.Context()
+
+	app := t.TempDir()
+	build := exec.CommandContext(ctx, node, filepath.Join(clientDir, "..", "..", "examples", "react", "build.mjs"), app)
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build the example:\n%s", out)
+
+	var mine, theirs string
+	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT public.publish_event('lead.qualified', 'lead', 'l-1', '{}', '{}', $1::uuid)::text`, r.orgA).Scan(&mine))
+	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT public.publish_event('lead.qualified', 'lead', 'l-2', '{}', '{}', $1::uuid)::text`, r.orgB).Scan(&theirs))
+	relayURL, err := url.Parse("http://" + r.addr)
+	require.NoError(t, err)
+	config, err := json.Marshal(map[string]string{"url": "", "token": r.jwtA})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	proxy := httputil.NewSingleHostReverseProxy(relayURL)
+	transport := &http.Transport{}
+	proxy.Transport = transport
+	t.Cleanup(transport.CloseIdleConnections)
+	mux.Handle("/api/", proxy)
+	mux.HandleFunc("GET /config.js", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		fmt.Fprintf(w, "window.eventbusConfig = %s;\n", config)
+	})
+	mux.Handle("/", http.FileServer(http.Dir(app)))
+	site := httptest.NewServer(mux)
+	t.Cleanup(site.Close)
+
+	shot := os.Getenv("EVENTBUS_EXAMPLE_SCREENSHOT")
+	if shot == "" {
+		shot = filepath.Join(t.TempDir(), "example.png")
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, node, "client_example.test.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(), "BASE_URL="+site.URL, "EVENT_ID="+mine, "OTHER_EVENT_ID="+theirs, "FAILING_ID="+r.failing,
+		"CHROMIUM="+chromium, "SCREENSHOT="+shot, "FAILURE_SCREENSHOT="+filepath.Join(t.TempDir(), "failure.png"))
+	cmd.WaitDelay = 10 * time.Second
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	started := time.Now()
+	stdout, err := cmd.Output()
+	t.Logf("browser script ran %s:\n%s", time.Since(started).Round(100*time.Millisecond), stderr.String())
+	require.NoError(t, err, "browser script failed:\n%s", stderr.String())
+	lines := strings.Fields(string(stdout))
+	require.Len(t, lines, 3, "the script's output: %q", stdout)
+	require.Equal(t, []string{"PUBLISHED", lines[1], "DONE"}, lines, "the script's output")
+	published := lines[1]
+
+	row := r.e.eventRow(ctx, published)
+	assert.Equal(t, "processed", row.Status)
+	var org, source, by string
+	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT organization_id::text, metadata->>'source', metadata->>'published_by'
+		FROM public.event_bus WHERE id = $1`, published).Scan(&org, &source, &by))
+	assert.Equal(t, []string{r.orgA, "examples/react", r.adminA}, []string{org, source, by})
+	inStream := false
+	for _, m := range r.e.streamMessages() {
+		inStream = inStream || m.Body.ID == published
+	}
+	assert.True(t, inStream, "the published event is in the stream")
+	if info, err := os.Stat(shot); assert.NoError(t, err, "screenshot") {
+		assert.Greater(t, info.Size(), int64(10_000), "screenshot %s", shot)
+	}
 }
 
 // jsRelay is a relay with the monitor's API on, and the users the client's
@@ -135,7 +222,7 @@ var jsClientOnce struct {
 
 // jsClient returns clients/js with its dependencies installed (npm ci when
 // node_modules is missing or older than package-lock.json) and dist built
-// (tsc, once per test binary); it skips the test without node or npm, or
+// and type-checked (tsc, once per test binary); it skips the test without node or npm, or
 // fails it when EVENTBUS_REQUIRE_BROWSER=1.
 func jsClient(t *testing.T) string {
 	t.Helper()
@@ -166,10 +253,14 @@ func jsClient(t *testing.T) string {
 		require.NoError(t, err, "npm ci in %s:\n%s", dir, out)
 		t.Logf("npm ci in %s: %s", dir, time.Since(started).Round(100*time.Millisecond))
 	}
-	cmd := exec.Command("npm", "run", "--silent", "build")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "npm run build (tsc) in %s:\n%s", dir, out)
+	// typecheck: the package, its tests and examples/react (vitest and
+	// esbuild strip types without checking them).
+	for _, script := range []string{"build", "typecheck"} {
+		cmd := exec.Command("npm", "run", "--silent", script)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "npm run %s (tsc) in %s:\n%s", script, dir, out)
+	}
 	for _, f := range []string{"index.js", "index.d.ts", "client.js", "client.d.ts", "react.js", "react.d.ts"} {
 		require.FileExists(t, filepath.Join(dir, "dist", f))
 	}
