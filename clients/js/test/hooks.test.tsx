@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { act, renderHook, waitFor } from '@testing-library/react';
+import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
 import type { ReactNode } from 'react';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
 import {
   EventBusClient,
@@ -28,6 +28,10 @@ function wrapper(bus: EventBusClient = client()) {
 }
 
 const wait = { timeout: 30_000, interval: 100 };
+
+// Unmount each test's hooks (Testing Library does it by itself only with
+// vitest's globals), so that no polling query outlives its test, or jsdom.
+afterEach(() => cleanup());
 
 describe('the seed’s React hooks against the relay', () => {
   it('useEvents shows an event published with usePublishEvent, then processed', async () => {
