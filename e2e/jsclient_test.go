@@ -40,7 +40,7 @@ func TestJSClientAgainstRelay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "npx", "--no-install", "vitest", "run")
+	cmd := exec.CommandContext(ctx, "npm", "run", "--silent", "test") // vitest run
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append(r.vars(), "NO_COLOR=1", "FORCE_COLOR=0")...)
 	cmd.WaitDelay = 10 * time.Second
@@ -226,7 +226,7 @@ var jsClientOnce struct {
 // fails it when EVENTBUS_REQUIRE_BROWSER=1.
 func jsClient(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"node", "npm", "npx"} {
+	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			msg := fmt.Sprintf("%s not found: %v", tool, err)
 			if os.Getenv("EVENTBUS_REQUIRE_BROWSER") == "1" {
