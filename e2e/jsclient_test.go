@@ -65,6 +65,16 @@ func TestJSClientAgainstRelay(t *testing.T) {
 		require.NoError(t, r.e.db.QueryRow(ctx, `SELECT count(*) `+published+` AND status IS DISTINCT FROM 'processed'`).Scan(&left))
 		return left == 0, fmt.Sprintf("%d of the suite's events not processed", left)
 	})
+	// The replayed event is in the stream twice: delivered, then replayed.
+	var replayed string
+	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT id::text `+published+` AND event_type = 'custom.event' AND aggregate_type LIKE 'client-publish-%'`).Scan(&replayed))
+	copies := 0
+	for _, m := range r.e.streamMessages() {
+		if m.Body.ID == replayed {
+			copies++
+		}
+	}
+	assert.Equal(t, 2, copies, "stream messages of the replayed event %s", replayed)
 	var retries int
 	require.NoError(t, r.e.db.QueryRow(ctx, `SELECT retry_count FROM public.event_bus WHERE id = $1`, r.failing).Scan(&retries))
 	assert.GreaterOrEqual(t, retries, 2, "the failing event was handed back and tried again")

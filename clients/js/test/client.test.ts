@@ -1,3 +1,5 @@
+// @vitest-environment node
+// (no DOM needed: only the hooks are rendered, in jsdom)
 import { describe, expect, it } from 'vitest';
 
 import { EventBusClient, EventBusError, listQuery, tokenFromSupabase } from '../src/index.js';
@@ -28,7 +30,7 @@ async function rejection(p: Promise<unknown>): Promise<EventBusError> {
 }
 
 describe('EventBusClient against the relay', () => {
-  it('publishes an event that get and list show, and the relay processes', async () => {
+  it('publishes an event that get and list show, the relay processes and replay republishes', async () => {
     const bus = client();
     const aggregate = unique('client-publish');
     const id = await bus.publish({
@@ -58,6 +60,10 @@ describe('EventBusClient against the relay', () => {
     });
     expect(processed.processed_at).not.toBeNull();
     expect(processed.retry_count).toBe(0);
+
+    // Replay publishes it to the stream once more (the broker acknowledged it).
+    expect(await bus.replay(id)).toBe(1);
+    expect((await rejection(client(otherAdminJWT).replay(id))).status).toBe(404);
   });
 
   it('lists newest first with the seed filters, and pages with next_cursor', async () => {

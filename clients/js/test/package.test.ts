@@ -1,3 +1,5 @@
+// @vitest-environment node
+// (no DOM needed: only the hooks are rendered, in jsdom)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
