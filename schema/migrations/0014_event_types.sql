@@ -68,35 +68,38 @@ CREATE TRIGGER eventbus_event_types_changed
   EXECUTE FUNCTION public.eventbus_event_types_changed();
 
 -- The lead types of 0004_lead_triggers.sql, version 1: their payloads as the
--- triggers build them. Columns of public.leads that may be NULL may be null.
+-- triggers build them, each key with its type (a column of public.leads that
+-- may be NULL may be null). Lenient on purpose: no key is required, ids are
+-- not checked to be UUIDs, other keys are allowed, so lead events that other
+-- writers publish by hand (publish_event('lead.created', …) with a payload of
+-- their own, as before this migration) keep flowing; a key of the wrong type
+-- is refused. A stricter contract is a new version (eventbus types set).
 INSERT INTO public.event_types (event_type, version, schema, description) VALUES
 ('lead.created', 1, $json${
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "lead.created",
   "type": "object",
   "properties": {
-    "lead_id": {"type": "string", "format": "uuid"},
+    "lead_id": {"type": "string"},
     "first_name": {"type": ["string", "null"]},
     "last_name": {"type": ["string", "null"]},
     "phone": {"type": ["string", "null"]},
-    "status_id": {"type": ["string", "null"], "format": "uuid"},
-    "lead_source_id": {"type": ["string", "null"], "format": "uuid"},
-    "organization_id": {"type": ["string", "null"], "format": "uuid"}
-  },
-  "required": ["lead_id", "first_name", "last_name", "phone", "status_id", "lead_source_id", "organization_id"]
+    "status_id": {"type": ["string", "null"]},
+    "lead_source_id": {"type": ["string", "null"]},
+    "organization_id": {"type": ["string", "null"]}
+  }
 }$json$, 'A lead was inserted into public.leads (trigger on_lead_created)'),
 ('lead.status_updated', 1, $json${
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "lead.status_updated",
   "type": "object",
   "properties": {
-    "lead_id": {"type": "string", "format": "uuid"},
+    "lead_id": {"type": "string"},
     "first_name": {"type": ["string", "null"]},
     "last_name": {"type": ["string", "null"]},
-    "old_status_id": {"type": ["string", "null"], "format": "uuid"},
-    "new_status_id": {"type": ["string", "null"], "format": "uuid"},
-    "organization_id": {"type": ["string", "null"], "format": "uuid"}
-  },
-  "required": ["lead_id", "first_name", "last_name", "old_status_id", "new_status_id", "organization_id"]
+    "old_status_id": {"type": ["string", "null"]},
+    "new_status_id": {"type": ["string", "null"]},
+    "organization_id": {"type": ["string", "null"]}
+  }
 }$json$, 'The status_id of a lead changed (trigger on_lead_status_updated)')
 ON CONFLICT (event_type, version) DO NOTHING;
