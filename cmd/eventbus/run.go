@@ -20,6 +20,7 @@ import (
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
+	"github.com/eventbus/eventbus/schedule"
 )
 
 // runRelay assembles the relay and runs it until SIGINT/SIGTERM:
@@ -51,6 +52,8 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	store := outbox.NewStore(pool)
 
 	var services []relay.Service
+	// Recurring events: run by the active relay only, like every service.
+	services = append(services, &schedule.Runner{Store: schedule.NewStore(pool), Poll: time.Second, Log: log})
 	if cfg.Retention > 0 {
 		services = append(services, outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log})
 	}
