@@ -137,8 +137,8 @@ func scheduleRemove(ctx context.Context, cfg config.Config, args []string, stdou
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append(args[1:], args[0]) // the name first, flags after it
 	}
-	if err := parse(fs, args); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		return parse(fs, args) // the same error, as a usage error
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
 		return &usageError{"schedule remove: want one schedule name"}
