@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/eventbus/eventbus/internal/backoff"
 )
 
@@ -150,4 +152,48 @@ func (s DelayedRelease) awaitConfirmed(ctx context.Context, lsn uint64) error {
 		}
 	}
 	return nil
+}
+
+// Delayed is a delayed event waiting, for the monitor.
+type Delayed struct {
+	ID             string    `json:"id"`
+	EventType      string    `json:"event_type"`
+	AggregateType  string    `json:"aggregate_type"`
+	AggregateID    string    `json:"aggregate_id"`
+	OrganizationID *string   `json:"organization_id"`
+	DeliverAt      time.Time `json:"deliver_at"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+const listDelayedSQL = `SELECT id::text, event_type, aggregate_type, aggregate_id, organization_id::text,
+  public.eventbus_deliver_at(metadata), coalesce(created_at, '-infinity')
+FROM public.event_bus
+WHERE ` + waitingSQL + ` AND public.eventbus_deliver_at(metadata) IS NOT NULL
+ORDER BY public.eventbus_deliver_at(metadata), id
+LIMIT $1`
+
+const countDelayedSQL = `SELECT count(*) FROM public.event_bus
+WHERE ` + waitingSQL + ` AND public.eventbus_deliver_at(metadata) IS NOT NULL`
+
+// ListDelayed returns up to limit delayed events waiting through q (the
+// monitor's transaction, as its caller: row level security applies),
+// soonest first, and how many wait in all.
+func ListDelayed(ctx context.Context, q Querier, limit int) ([]Delayed, int, error) {
+	var total int
+	if err := q.QueryRow(ctx, countDelayedSQL).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count delayed events: %w", err)
+	}
+	rows, err := q.Query(ctx, listDelayedSQL, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list delayed events: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delayed, error) {
+		var d Delayed
+		err := r.Scan(&d.ID, &d.EventType, &d.AggregateType, &d.AggregateID, &d.OrganizationID, &d.DeliverAt, &d.CreatedAt)
+		return d, err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list delayed events: %w", err)
+	}
+	return list, total, nil
 }
