@@ -10,8 +10,8 @@ import (
 )
 
 // Service is a background job of the relay: housekeeping beside the
-// pipeline (cdc.Heartbeat, outbox.RedriveSweep, outbox.Retention; later
-// webhook delivery and schedules), defined by the package that owns what it
+// pipeline (cdc.Heartbeat, outbox.RedriveSweep, outbox.DelayedRelease,
+// outbox.Retention, schedule.Runner), defined by the package that owns what it
 // works on. Every one has this one shape. Run works until ctx ends, then
 // returns nil once everything it started has stopped; an error means it
 // cannot go on (bad settings). Services run only while this relay streams
