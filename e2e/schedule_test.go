@@ -312,3 +312,33 @@ func TestScheduleCLI(t *testing.T) {
 	r = runCLI(t, e.bin, env, "schedule", "frobnicate")
 	assert.Equal(t, 2, r.code, "%s", r)
 }
+
+// The least-privilege relay role releases delayed events and fires
+// schedules with its grants alone (SELECT on event_schedules and EXECUTE on
+// eventbus_fire_schedule; no publish_event).
+func TestScheduledEventsAsLeastPrivilegeRole(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	_, roleURL := e.relayRole()
+	p := e.startRelayEnv("EVENTBUS_DATABASE_URL=" + roleURL)
+	e.waitSlotActive(true)
+
+	deliverAt := time.Now().Add(2 * time.Second).UTC()
+	delayed := e.publishDelayed(ctx, "delayed.role", deliverAt.Format(time.RFC3339Nano))
+	r := runCLI(t, e.bin, e.environ(), "schedule", "add", "--name", "role-hourly", "--cron", "0 * * * *",
+		"--event-type", "clock.hour", "--aggregate-type", "clock", "--aggregate-id", "c1")
+	require.Equal(t, 0, r.code, "%s", r)
+	_, err := e.db.Exec(ctx, `UPDATE public.event_schedules SET last_run_at = NULL`)
+	require.NoError(t, err)
+
+	eventually(t, 30*time.Second, func() (bool, string) {
+		st, _ := e.eventStatus(delayed)
+		return st == "processed" && len(e.scheduledEvents("clock.hour")) == 1, "delayed event " + st + " and the schedule's tick"
+	})
+	e.waitProcessed(2, 30*time.Second)
+	at := e.stored()
+	require.Len(t, at[delayed], 1)
+	assert.False(t, at[delayed][0].Before(deliverAt))
+	assert.NotContains(t, p.out.String(), "permission denied")
+}
