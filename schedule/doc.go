@@ -36,7 +36,8 @@
 // once (with its own scheduled_for), and the schedule goes on from there.
 // A schedule whose last_run_at is NULL (set so by hand) fires its latest
 // tick at once; a new row gets last_run_at = now() by default, so it fires
-// from its next tick on.
+// from its next tick on. A schedule enabled again after ticks passed fires
+// its latest missed tick too (unless the UPDATE also sets last_run_at).
 //
 // An event publish_event refuses (a bad event type, an organization
 // mismatch, a type reserved for the database's triggers) counts as fired:
