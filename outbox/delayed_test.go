@@ -157,3 +157,32 @@ func TestDelayedQueriesUseTheIndex(t *testing.T) {
 		assert.Contains(t, plan, "event_bus_deliver_at_idx", plan)
 	}
 }
+
+// The oldest-pending age (and its alert) is about the relay being behind: a
+// delayed event waiting is not late, and a due one is late from its
+// deliver_at.
+func TestBacklogAgeLeavesWaitingDelayedEventsOut(t *testing.T) {
+	t.Parallel()
+	store, pool := newStore(t)
+	ctx := t.Context()
+	insert := func(meta string) {
+		_, err := pool.Exec(ctx, `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, metadata, created_at)
+			VALUES ('test.event', 'test', 'a', $1::jsonb, now() - interval '1 hour')`, meta)
+		require.NoError(t, err)
+	}
+	insert(`{"deliver_at": "` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)
+	b, err := store.Backlog(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, float64(1), b.Pending, "counted as pending")
+	assert.Zero(t, b.OldestPendingAge, "but not late")
+
+	insert(`{"deliver_at": "` + time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339) + `"}`)
+	b, err = store.Backlog(ctx)
+	require.NoError(t, err)
+	assert.InDelta(t, 600, b.OldestPendingAge, 30, "late since its deliver_at")
+
+	insert(`{"deliver_at": "soon"}`)
+	b, err = store.Backlog(ctx)
+	require.NoError(t, err)
+	assert.InDelta(t, 3600, b.OldestPendingAge, 30, "a deliver_at that is no time: late since its creation")
+}
