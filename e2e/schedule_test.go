@@ -342,3 +342,31 @@ func TestScheduledEventsAsLeastPrivilegeRole(t *testing.T) {
 	assert.False(t, at[delayed][0].Before(deliverAt))
 	assert.NotContains(t, p.out.String(), "permission denied")
 }
+
+// A relay killed (SIGKILL) with a delayed event waiting, and started again
+// only after the event was due: the event is published once, at the start.
+func TestDelayedEventDueWhileNoRelayRanIsPublishedOnceOnStart(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	p := e.startRelay()
+	e.waitSlotActive(true)
+	e.warmUp()
+	deliverAt := time.Now().Add(2 * time.Second).UTC()
+	id := e.publishDelayed(ctx, "delayed.restart", deliverAt.Format(time.RFC3339Nano))
+	p.kill()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		return time.Now().After(deliverAt.Add(500*time.Millisecond)), "the event is due"
+	})
+	st, _ := e.eventStatus(id)
+	require.Equal(t, "pending", st, "nothing published it while no relay ran")
+
+	e.startRelay()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		st, _ := e.eventStatus(id)
+		return st == "processed", "delayed event " + st
+	})
+	at := e.stored()
+	require.Len(t, at[id], 1, "published once")
+	assert.False(t, at[id][0].Before(deliverAt))
+}
