@@ -9,12 +9,12 @@
 // descriptors such as @daily and without a CRON_TZ= prefix: the zone is
 // the timezone column, an IANA name, UTC when empty). Ticks are computed in
 // that zone, so "0 9 * * *" in Europe/Berlin is 09:00 Berlin time in summer
-// and in winter. Across a daylight saving change (spec_test.go pins it): a
-// time of day that happens twice on the fall-back day fires once, at its
-// first occurrence, unless the hour field is * (an hourly schedule fires
-// every hour of absolute time); a time of day that does not happen on the
-// spring-forward day (02:30 in New York) does not fire that day, the cron
-// parser's rule, as in Kubernetes CronJobs.
+// and in winter. Across a daylight saving change (spec_test.go pins it), as
+// Vixie cron does for schedules of given hours: a time of day that happens
+// twice on the fall-back day fires once, at its first occurrence, and one
+// that does not happen on the spring-forward day (02:30 in New York) fires
+// once at the first instant after the gap (03:00 local). A schedule whose
+// hour field is * fires by absolute time: hourly stays an hour apart.
 //
 // # Firing a tick, once
 //

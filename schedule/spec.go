@@ -63,20 +63,65 @@ func loadLocation(name string) (*time.Location, error) {
 // Next returns the first tick after t, in UTC; zero when there is none
 // within five years (a date that never comes, such as 30 February).
 //
-// A time of day that happens twice (the hour repeated when clocks fall back)
-// fires at its first occurrence only, unless the hour field is *: an hourly
-// schedule fires every hour of absolute time. A time of day that does not
-// happen (the hour skipped when clocks spring forward) does not fire that
-// day: the cron parser's rule, as in Kubernetes CronJobs.
+// Across daylight saving changes, as Vixie cron does for schedules of given
+// hours: a time of day that happens twice (the hour repeated when clocks
+// fall back) fires at its first occurrence only, and a time of day that
+// does not happen (the hour skipped when clocks spring forward) fires once
+// at the first instant after the gap (02:30 in New York on the
+// spring-forward day fires at 03:00). A schedule whose hour field is *
+// fires by absolute time: every hour, an hour apart, on both days.
 func (s Spec) Next(t time.Time) time.Time {
 	n := s.sched.Next(t)
 	for !n.IsZero() && s.repeated(n) {
 		n = s.sched.Next(n)
 	}
+	if g, ok := s.gapTick(t, n); ok {
+		return g.UTC()
+	}
 	if n.IsZero() {
 		return n
 	}
 	return n.UTC()
+}
+
+// gapTick returns the first spring-forward transition after t and not after
+// n (or within a year, n zero) whose skipped times of day the schedule names:
+// those ticks fire at the transition.
+func (s Spec) gapTick(t, n time.Time) (time.Time, bool) {
+	if s.sched.Hour&starBit != 0 {
+		return time.Time{}, false
+	}
+	loc := s.sched.Location
+	limit := n
+	if limit.IsZero() {
+		limit = t.AddDate(1, 0, 0)
+	}
+	for cur := t; ; {
+		_, end := cur.In(loc).ZoneBounds()
+		if end.IsZero() || end.After(limit) {
+			return time.Time{}, false
+		}
+		before, after := end.Add(-time.Second).In(loc), end.In(loc)
+		_, offBefore := before.Zone()
+		_, offAfter := after.Zone()
+		if offAfter > offBefore && end.After(t) {
+			// The wall clock jumps from gapStart to gapEnd: does the
+			// schedule name a minute in between?
+			gapStart := wall(end.Add(-time.Second).In(loc)).Truncate(time.Minute).Add(time.Minute)
+			gapEnd := wall(after)
+			utc := *s.sched
+			utc.Location = time.UTC
+			if m := utc.Next(gapStart.Add(-time.Second)); !m.IsZero() && m.Before(gapEnd) {
+				return end, true
+			}
+		}
+		cur = end
+	}
+}
+
+// wall is t's wall clock read as a UTC time.
+func wall(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
 }
 
 // starBit is robfig/cron's mark of a field written as *.

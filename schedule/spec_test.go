@@ -65,15 +65,27 @@ func TestNextAcrossDaylightSavingChanges(t *testing.T) {
 	assert.Equal(t, utc("2026-03-08T13:00:00Z"), daily.Next(utc("2026-03-08T00:00:00Z")), "09:00 EDT: the day after the change")
 	assert.Equal(t, utc("2026-11-01T14:00:00Z"), daily.Next(utc("2026-11-01T00:00:00Z")), "09:00 EST again")
 
-	// 02:30 does not exist on the spring-forward day: that day has no tick
-	// (robfig/cron's rule; Kubernetes CronJobs behave alike).
+	// 02:30 does not exist on the spring-forward day: it fires once, at
+	// 03:00 EDT, the first instant after the gap.
 	gap := mustParse(t, "30 2 * * *", ny)
 	assert.Equal(t, utc("2026-03-07T07:30:00Z"), gap.Next(utc("2026-03-07T05:00:00Z")), "02:30 EST the day before")
-	assert.Equal(t, utc("2026-03-09T06:30:00Z"), gap.Next(utc("2026-03-08T05:00:00Z")), "none on the 8th; 02:30 EDT on the 9th")
+	first := gap.Next(utc("2026-03-08T05:00:00Z")) // 00:00 EST
+	assert.Equal(t, utc("2026-03-08T07:00:00Z"), first, "03:00 EDT")
+	assert.Equal(t, utc("2026-03-09T06:30:00Z"), gap.Next(first), "then 02:30 EDT the next day")
+	assert.Equal(t, utc("2026-03-09T06:30:00Z"), gap.Next(utc("2026-03-08T07:00:00Z")), "not twice")
+	tick, ok := gap.Latest(utc("2026-03-07T07:30:00Z"), utc("2026-03-08T12:00:00Z"))
+	require.True(t, ok)
+	assert.Equal(t, first, tick, "the gap's tick counts as a missed tick too")
+	// A time the gap does not touch is left alone; so is a schedule whose
+	// day is not the spring-forward day.
+	assert.Equal(t, utc("2026-03-08T06:15:00Z"), mustParse(t, "15 1 * * *", ny).Next(utc("2026-03-08T05:00:00Z")), "01:15 EST")
+	assert.Equal(t, utc("2026-03-09T06:30:00Z"), mustParse(t, "30 2 9 3 *", ny).Next(utc("2026-03-08T05:00:00Z")))
+	// Berlin springs forward on 2026-03-29 at 02:00 CET.
+	assert.Equal(t, utc("2026-03-29T01:00:00Z"), mustParse(t, "15 2 * * *", "Europe/Berlin").Next(utc("2026-03-28T23:00:00Z")), "03:00 CEST")
 
 	// 01:30 happens twice on the fall-back day: it fires once.
 	twice := mustParse(t, "30 1 * * *", ny)
-	first := twice.Next(utc("2026-11-01T04:00:00Z")) // 00:00 EDT
+	first = twice.Next(utc("2026-11-01T04:00:00Z")) // 00:00 EDT
 	assert.Equal(t, utc("2026-11-01T05:30:00Z"), first, "01:30 EDT")
 	assert.Equal(t, utc("2026-11-02T06:30:00Z"), twice.Next(first), "not 01:30 EST an hour later: the next day")
 
