@@ -64,8 +64,8 @@ design: acks → marks → tracker → cdc.Stream.Confirm (wired in pipeline).
 A Service has one method that matters, Run(ctx) error, and runs only while
 this relay streams from the slot: runServices starts every service of the
 session's list (heartbeat, redrive sweep, release of delayed events, then
-Options.Services such as retention and schedules) when streaming starts and returns once all have stopped, before
-the session ends. A standby runs none. A service that fails is logged and
+Options.Services such as retention and schedules) when streaming starts and
+returns once all have stopped, before the session ends. A standby runs none. A service that fails is logged and
 stays stopped until the next session; it never stops delivery.
 
 # Failures
