@@ -356,7 +356,7 @@ func TestDelayedEventDueWhileNoRelayRanIsPublishedOnceOnStart(t *testing.T) {
 	id := e.publishDelayed(ctx, "delayed.restart", deliverAt.Format(time.RFC3339Nano))
 	p.kill()
 	eventually(t, 30*time.Second, func() (bool, string) {
-		return time.Now().After(deliverAt.Add(500*time.Millisecond)), "the event is due"
+		return time.Now().After(deliverAt.Add(500 * time.Millisecond)), "the event is due"
 	})
 	st, _ := e.eventStatus(id)
 	require.Equal(t, "pending", st, "nothing published it while no relay ran")
