@@ -104,6 +104,8 @@ func New(opts Options) *Server {
 	api.HandleFunc("POST /api/webhooks/{id}/redeliver", s.handle(s.redeliverWebhook))
 	api.HandleFunc("GET /api/asyncapi", s.asyncAPI)
 	api.HandleFunc("GET /api/types", s.handle(s.listTypes))
+	api.HandleFunc("GET /api/schedules", s.handle(s.listSchedules))
+	api.HandleFunc("GET /api/events/delayed", s.handle(s.listDelayed))
 	api.HandleFunc("/api/", s.handle(func(r *http.Request, _ caller) (int, any, error) {
 		return 0, nil, badRequest(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))

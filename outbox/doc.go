@@ -18,4 +18,24 @@
 // the connection or transaction they are given. The monitor gives them its
 // transaction as its caller (role authenticated, request.jwt.claims set), so
 // row level security decides what they see and do.
+//
+// # Delayed events
+//
+// An event whose metadata.deliver_at is a time in the future waits in the
+// table, pending: the relay skips its insert when it arrives from the WAL
+// and the slot moves on, so the row is the event's only and durable record.
+// DelayedRelease, a relay service (the active relay only), sleeps until the
+// earliest deliver_at (at most its Poll, to see new ones), then hands the
+// due rows back through the replication stream with a redrive message, as
+// RedriveSweep and process_pending_events do: one publishing path, in
+// commit order, and it waits until the relay has confirmed past the message
+// before it looks again. It finds them through migration 0015's partial
+// expression index event_bus_deliver_at_idx (eventbus_deliver_at(metadata)
+// WHERE metadata ? 'deliver_at' AND pending): an ordinary insert pays the
+// predicate only, one jsonb key lookup, and gets no index entry (measured:
+// no difference beyond noise; README "Scheduled events"). Every read that
+// hands pending rows to the relay leaves a not-yet-due row alone: the
+// backfill (ScanPending), the redrive by ids (PendingByIDs, which returns it
+// once due), the redrive sweep (which ages it from its deliver_at) and
+// process_pending_events.
 package outbox

@@ -306,7 +306,7 @@ func (s *Store) FailNow(ctx context.Context, id string, xid uint32, message stri
 // (see MarkProcessed) and would still read 'failed'.
 const pendingByIDsSQL = `SELECT ` + selectColumns + `
 FROM public.event_bus
-WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed'
+WHERE id = ANY($1::uuid[]) AND status IS DISTINCT FROM 'processed' AND ` + dueNowSQL + `
 ORDER BY created_at, id`
 
 // RetryCount returns an event's retry_count.
@@ -319,7 +319,8 @@ func (s *Store) RetryCount(ctx context.Context, id string) (int, error) {
 	return n, nil
 }
 
-// PendingByIDs returns the events among ids that are not processed yet, oldest first.
+// PendingByIDs returns the events among ids that are not processed yet and
+// are due (a delayed event, only from its deliver_at on), oldest first.
 func (s *Store) PendingByIDs(ctx context.Context, ids []string) ([]event.Event, error) {
 	rows, err := s.pool.Query(ctx, pendingByIDsSQL, ids)
 	if err != nil {
@@ -352,10 +353,11 @@ func (s *Store) Settled(ctx context.Context, ids []string) (map[string]bool, err
 
 const pendingSQL = `SELECT ` + selectColumns + `
 FROM public.event_bus
-WHERE status = 'pending' OR status IS NULL
+WHERE (status = 'pending' OR status IS NULL) AND ` + dueNowSQL + `
 ORDER BY created_at, id`
 
-// ScanPending calls fn for every pending event visible to tx, oldest first,
+// ScanPending calls fn for every pending event visible to tx that is due
+// (delayed events wait for outbox.DelayedRelease), oldest first,
 // streaming rows so memory does not grow with the backlog. tx is usually a
 // REPEATABLE READ transaction that imported a replication slot's snapshot.
 func ScanPending(ctx context.Context, tx pgx.Tx, fn func(event.Event) error) (int, error) {

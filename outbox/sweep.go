@@ -14,7 +14,7 @@ import (
 )
 
 const stuckSQL = `SELECT id::text FROM public.event_bus
-WHERE ((status = 'pending' OR status IS NULL) AND created_at < $1)
+WHERE ((status = 'pending' OR status IS NULL) AND created_at < $1 AND ` + dueBeforeSQL + `)
    OR (status = 'failed' AND coalesce(retry_count, 0) < $2)
 ORDER BY created_at, id
 LIMIT $3
@@ -26,7 +26,7 @@ FOR UPDATE SKIP LOCKED`
 // earlier, lower EVENTBUS_MAX_RETRIES, or set failed by hand). Failed rows
 // become pending again. It returns how many rows it handed back.
 func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, limit int) (int, error) {
-	n, err := s.handBack(ctx, stuckSQL, before, maxRetries, limit)
+	n, _, err := s.handBack(ctx, stuckSQL, before, maxRetries, limit)
 	if err != nil {
 		return 0, fmt.Errorf("redrive stuck events: %w", err)
 	}
@@ -35,9 +35,12 @@ func (s *Store) RedriveStuck(ctx context.Context, before time.Time, maxRetries, 
 
 // handBack runs, in one transaction, the query selecting (and locking) the
 // ids of rows to redrive, makes the failed ones among them pending and hands
-// the ids to the relay through the stream. It returns how many.
-func (s *Store) handBack(ctx context.Context, query string, args ...any) (int, error) {
+// the ids to the relay through the stream. It returns how many, and the WAL
+// position of the message (once the relay's confirmed position is past it,
+// the relay has handled them).
+func (s *Store) handBack(ctx context.Context, query string, args ...any) (int, uint64, error) {
 	n := 0
+	var lsn int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
@@ -52,10 +55,10 @@ func (s *Store) handBack(ctx context.Context, query string, args ...any) (int, e
 			WHERE id = ANY($1::uuid[]) AND status = 'failed'`, ids); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `SELECT pg_logical_emit_message(true, $1, $2)`, event.RedrivePrefix, strings.Join(ids, ","))
-		return err
+		return tx.QueryRow(ctx, `SELECT (pg_logical_emit_message(true, $1, $2) - '0/0'::pg_lsn)::int8`,
+			event.RedrivePrefix, strings.Join(ids, ",")).Scan(&lsn)
 	})
-	return n, err
+	return n, uint64(lsn), err
 }
 
 // RedriveSweep is the safety net under the relay, one of its background
@@ -122,7 +125,7 @@ func (s *Store) RedriveFailed(ctx context.Context, eventType string, since time.
 	}
 	total := 0
 	for {
-		n, err := s.handBack(ctx, failedSQL, eventType, sinceArg, sweepLimit)
+		n, _, err := s.handBack(ctx, failedSQL, eventType, sinceArg, sweepLimit)
 		if err != nil {
 			return total, fmt.Errorf("redrive failed events: %w", err)
 		}
@@ -142,7 +145,7 @@ FOR UPDATE SKIP LOCKED`
 // RedriveFailed does; the others (not failed, locked by another hand-back,
 // or gone) are left alone. It returns how many were handed back.
 func (s *Store) RedriveIDs(ctx context.Context, ids []string) (int, error) {
-	n, err := s.handBack(ctx, failedByIDSQL, ids)
+	n, _, err := s.handBack(ctx, failedByIDSQL, ids)
 	if err != nil {
 		return 0, fmt.Errorf("redrive events: %w", err)
 	}

@@ -180,6 +180,9 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			d.log.Debug("skipping a row inserted with status "+st, "id", c.Event.ID)
 			return nil
 		}
+		if now, err := d.due(ctx, d.cur, c.Event, true); !now {
+			return err
+		}
 		return d.publish(ctx, d.cur, c.Event, d.committed)
 	case cdc.Redrive:
 		if d.cur == nil {
@@ -204,6 +207,12 @@ func (d *dispatcher) handle(ctx context.Context, c cdc.Change, skip map[string]b
 			}
 			pending += len(events)
 			for i := range events {
+				if now, err := d.due(ctx, d.cur, &events[i], false); !now {
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				if err := d.publish(ctx, d.cur, &events[i], time.Time{}); err != nil {
 					return err
 				}
@@ -233,6 +242,9 @@ func (d *dispatcher) backfill(ctx context.Context, tx pgx.Tx, slot cdc.Slot) err
 	x := d.tr.begin(time.Time{})
 	n, err := outbox.ScanPending(ctx, tx, func(e event.Event) error {
 		d.m.Backfilled()
+		if now, err := d.due(ctx, x, &e, false); !now {
+			return err
+		}
 		return d.publish(ctx, x, &e, time.Time{})
 	})
 	if err != nil {

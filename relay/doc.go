@@ -11,6 +11,7 @@ One file a job:
 	               stages wired together (pipeline)
 	dispatcher.go  the publishing stage: backfill, catch-up skips, redrive,
 	               per-event failures (failures)
+	delayed.go     whether an event is due (metadata.deliver_at)
 	acker.go       the marking stage: PubAcks in order, status batches, the
 	               status writers, the harvest of a failed session's PubAcks
 	ackqueue.go    where the acker takes the next event from (resends first)
@@ -62,9 +63,9 @@ design: acks → marks → tracker → cdc.Stream.Confirm (wired in pipeline).
 
 A Service has one method that matters, Run(ctx) error, and runs only while
 this relay streams from the slot: runServices starts every service of the
-session's list (heartbeat, redrive sweep, then Options.Services such as
-retention) when streaming starts and returns once all have stopped, before
-the session ends. A standby runs none. A service that fails is logged and
+session's list (heartbeat, redrive sweep, release of delayed events, then
+Options.Services such as retention and schedules) when streaming starts and
+returns once all have stopped, before the session ends. A standby runs none. A service that fails is logged and
 stays stopped until the next session; it never stops delivery.
 
 # Failures
@@ -125,5 +126,14 @@ process_pending_events() emits a transactional logical decoding message
 (prefix eventbus.redrive) with the ids it hands back. The dispatcher meets it
 in the stream, reads those rows that are still pending, and publishes them
 inside that transaction's place in the order, with their plain Nats-Msg-Id.
+
+# Delayed events
+
+An insert whose metadata.deliver_at is still ahead is not published: its
+transaction completes without it, so the slot moves on, and the pending row
+is the event's record (package outbox explains where it waits). When it is
+due, outbox.DelayedRelease hands it back with a redrive message, and the
+dispatcher publishes it like any redriven row. A deliver_at that is not a
+time fails the event at once.
 */
 package relay

@@ -3,14 +3,15 @@ package relay
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/outbox"
 )
 
 // Service is a background job of the relay: housekeeping beside the
-// pipeline (cdc.Heartbeat, outbox.RedriveSweep, outbox.Retention; later
-// webhook delivery and schedules), defined by the package that owns what it
+// pipeline (cdc.Heartbeat, outbox.RedriveSweep, outbox.DelayedRelease,
+// outbox.Retention, schedule.Runner), defined by the package that owns what it
 // works on. Every one has this one shape. Run works until ctx ends, then
 // returns nil once everything it started has stopped; an error means it
 // cannot go on (bad settings). Services run only while this relay streams
@@ -23,7 +24,8 @@ type Service interface {
 }
 
 // services lists the services of one session: the heartbeat and the
-// redrive sweep (which reads this session's tracker), then Options.Services.
+// redrive sweep and the release of delayed events (which read this session's
+// tracker), then Options.Services.
 func (r *Relay) services(tr *tracker) []Service {
 	var list []Service
 	if r.opts.HeartbeatInterval > 0 {
@@ -35,8 +37,14 @@ func (r *Relay) services(tr *tracker) []Service {
 			ConfirmedTime: tr.confirmedTime, Log: r.log,
 		})
 	}
+	list = append(list, outbox.DelayedRelease{Store: r.store, Poll: delayedPoll, Confirmed: tr.confirmedLSN, Log: r.log})
 	return append(list, r.opts.Services...)
 }
+
+// delayedPoll bounds how long the release of delayed events sleeps before
+// it looks for new ones; it sleeps until the earliest deliver_at when that
+// comes sooner.
+const delayedPoll = 500 * time.Millisecond
 
 // runServices runs every service until ctx ends and returns once all have
 // returned. A service that fails is logged and stays stopped until the next

@@ -127,6 +127,13 @@ func (t *tracker) confirmedTime() time.Time {
 	return t.confirmedAt
 }
 
+// confirmedLSN returns the confirmed position.
+func (t *tracker) confirmedLSN() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return uint64(t.confirmed)
+}
+
 // inFlight returns the number of transactions not yet confirmed.
 func (t *tracker) inFlight() int {
 	t.mu.Lock()

@@ -42,7 +42,7 @@ WHERE polrelid = $2::regclass AND polname = $1)`
 
 // relayPolicyTables are the tables whose rows the relay reads and writes
 // whatever their organization: event_bus, and the webhook deliverer's.
-var relayPolicyTables = []string{"public.event_bus", "public.event_webhooks", "public.event_webhook_deliveries"}
+var relayPolicyTables = []string{"public.event_bus", "public.event_webhooks", "public.event_webhook_deliveries", "public.event_schedules"}
 
 // RelayPolicyName is the name of the row-level security policy on
 // public.event_bus that lets role see and update every row.
@@ -70,6 +70,8 @@ func RelayPolicyName(role string) string {
 //	GRANT SELECT, UPDATE (enabled) ON public.event_webhooks TO role;     -- webhook deliverer
 //	GRANT SELECT, INSERT, UPDATE ON public.event_webhook_deliveries TO role;
 //	GRANT SELECT ON public.event_types TO role;                          -- the catalog
+//	GRANT SELECT ON public.event_schedules TO role;                      -- recurring events
+//	GRANT EXECUTE ON FUNCTION public.eventbus_fire_schedule(uuid, timestamptz) TO role;
 //	GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(…) TO role;  -- heartbeat, sweep
 //	CREATE POLICY "eventbus relay: <role>" ON public.event_bus
 //	  FOR ALL TO role USING (true) WITH CHECK (true);  -- RLS is enabled on event_bus
@@ -131,6 +133,10 @@ func GrantRelayRole(ctx context.Context, conn *pgx.Conn, role string, opts Relay
 			// The event type catalog the relay checks payloads against
 			// (readable by every role granted SELECT: its policy is true).
 			"GRANT SELECT ON public.event_types TO "+r,
+			// Recurring events: reads the schedules, fires their ticks
+			// (publish_event only through eventbus_fire_schedule).
+			"GRANT SELECT ON public.event_schedules TO "+r,
+			"GRANT EXECUTE ON FUNCTION public.eventbus_fire_schedule(uuid, timestamptz) TO "+r,
 		)
 		if opts.Prune {
 			stmts = append(stmts, "GRANT DELETE ON public.event_bus TO "+r, "GRANT DELETE ON public.event_webhook_deliveries TO "+r)

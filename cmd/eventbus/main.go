@@ -13,6 +13,7 @@
 //	eventbus deliver   deliver webhooks (without the relay)
 //	eventbus webhook   add, list, remove webhook endpoints; their deliveries
 //	eventbus dlq       list the dead-letter stream; redrive failed events
+//	eventbus schedule  add, list, remove recurring events
 //
 // Configuration comes from EVENTBUS_* environment variables (see README.md).
 package main
@@ -91,6 +92,12 @@ commands:
             the event types and their versions; the highest is current
   asyncapi [--json]
             print the AsyncAPI 3.0 document of the event types (YAML)
+  schedule add --name N --cron EXPR --event-type X --aggregate-type A
+               --aggregate-id ID [--payload JSON] [--metadata JSON]
+               [--organization-id UUID] [--timezone TZ]
+            a recurring event: the running relay publishes it at every tick
+            of the five cron fields (UTC unless --timezone); prints its id
+  schedule list [--json] | schedule remove NAME
 
 Configuration: EVENTBUS_* environment variables, see README.md.`
 
@@ -151,6 +158,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = typesCommand(ctx, cfg, args[1:], stdout)
 	case "asyncapi":
 		err = asyncapiCommand(ctx, cfg, args[1:], stdout)
+	case "schedule":
+		err = scheduleCommand(ctx, cfg, args[1:], stdout)
 	default:
 		err = &usageError{fmt.Sprintf("unknown command %q; run eventbus --help", args[0])}
 	}

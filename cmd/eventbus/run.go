@@ -21,6 +21,7 @@ import (
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 	"github.com/eventbus/eventbus/relay"
+	"github.com/eventbus/eventbus/schedule"
 	"github.com/eventbus/eventbus/webhook"
 )
 
@@ -58,7 +59,11 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 	defer pub.Close()
 	store := outbox.NewStore(pool)
 
-	services := []relay.Service{catalog.Follower{Pool: pool, Catalog: types, Log: log}}
+	// Recurring events: run by the active relay only, like every service.
+	services := []relay.Service{
+		catalog.Follower{Pool: pool, Catalog: types, Log: log},
+		&schedule.Runner{Store: schedule.NewStore(pool), Poll: time.Second, Log: log},
+	}
 	if cfg.Retention > 0 {
 		services = append(services,
 			outbox.Retention{Store: store, Age: time.Duration(cfg.Retention), Interval: time.Hour, Log: log},
