@@ -48,6 +48,10 @@ export interface EventPage {
   events: EventBusEvent[];
   /** Pass as cursor for the next (older) page; null on the last. */
   next_cursor: string | null;
+  /** On the first page only (no cursor): how many events match, at most 1,000. */
+  matched?: number;
+  /** True when there are more than matched. */
+  matched_capped?: boolean;
 }
 
 /** usePublishEvent's argument: publish_event's parameters without the p_. */
@@ -98,21 +102,39 @@ export interface StatsResponse extends EventStats {
 /** The windows of GET /api/analytics. */
 export type AnalyticsWindow = '1h' | '24h' | '7d' | '30d';
 
+/** Counts by status, and their sum. */
+export interface StatusCounts {
+  pending: number;
+  processing: number;
+  processed: number;
+  failed: number;
+  total: number;
+}
+
 /**
- * GET /api/analytics (CONTRACT.md v2, "Search and analytics"): per event type
- * and bucket, counts by status; the failure rate; commit→processed latency
- * p50/p95/p99; the busiest aggregates and organizations. The contract names
- * what is there, not every field's spelling: fields this type does not name
- * are kept (the index signature) rather than dropped.
+ * GET /api/analytics?window=1h|24h|7d|30d (CONTRACT.md v2, "Search and
+ * analytics"), under the caller's RLS: per event type and time bucket,
+ * counts by status; the failure rate (failed / (processed + failed));
+ * created → processed latency; the ten busiest aggregates and organizations.
  */
 export interface Analytics {
   window: AnalyticsWindow;
-  buckets?: Array<{ event_type: string; bucket: string } & Partial<EventStats>>;
-  failure_rate?: number;
-  latency?: { p50: number | null; p95: number | null; p99: number | null; [key: string]: unknown };
-  top_aggregates?: Array<{ aggregate_type: string; aggregate_id: string; count: number; [key: string]: unknown }>;
-  top_organizations?: Array<{ organization_id: string | null; count: number; [key: string]: unknown }>;
-  [key: string]: unknown;
+  /** RFC 3339: the window's start and end. */
+  since: string;
+  until: string;
+  /** Each bucket's length: 60 (1h), 3600 (24h), 21600 (7d), 86400 (30d). */
+  bucket_seconds: number;
+  /** Oldest first; start is RFC 3339. */
+  buckets: Array<{ start: string; types: Array<{ event_type: string } & StatusCounts> }>;
+  /** Per event type over the window, busiest first. */
+  event_types: Array<{ event_type: string; failure_rate: number } & StatusCounts>;
+  totals: StatusCounts;
+  failure_rate: number;
+  /** Milliseconds, over the processed events of the window. */
+  latency_ms: { count: number; p50: number; p95: number; p99: number };
+  busiest_aggregates: Array<{ aggregate_type: string; aggregate_id: string; count: number }>;
+  /** organization_id null: the events without one. */
+  busiest_organizations: Array<{ organization_id: string | null; count: number }>;
 }
 
 /** A webhook endpoint (public.event_webhooks). secret is shown only when created. */

@@ -119,6 +119,32 @@ describe('EventBusClient against the relay', () => {
     expect(other.total).toBe(0);
   });
 
+  it('reads the organization’s analytics, and the count a search matched', async () => {
+    const bus = client();
+    const aggregate = unique('client-analytics');
+    for (let i = 0; i < 2; i++) {
+      await bus.publish({ event_type: 'analytics.counted', aggregate_type: aggregate, aggregate_id: `a-${i}` });
+    }
+    const a = await eventually('both counted as processed', async () => {
+      const r = await bus.analytics('1h');
+      const t = r.event_types.find((x) => x.event_type === 'analytics.counted');
+      return t && t.processed === 2 ? r : undefined;
+    });
+    expect(a.window).toBe('1h');
+    expect(a.bucket_seconds).toBe(60);
+    expect(a.buckets.length).toBeGreaterThan(0);
+    expect(a.totals.total).toBeGreaterThanOrEqual(2);
+    expect(a.latency_ms.count).toBeGreaterThanOrEqual(2);
+    expect(a.busiest_aggregates.some((x) => x.aggregate_type === aggregate)).toBe(true);
+    const page = await bus.list({ aggregate_type: aggregate });
+    expect(page.matched).toBe(2);
+    // Organization B's admin sees none of them.
+    const other = await client(otherAdminJWT).analytics('1h');
+    expect(other.event_types.some((x) => x.event_type === 'analytics.counted')).toBe(false);
+    const bad = await rejection(bus.analytics('2h' as never));
+    expect(bad.status).toBe(400);
+  });
+
   it('hands a failed event back to the relay with process', async () => {
     const bus = client();
     const failed = await eventually('the failing event failed', async () => {
