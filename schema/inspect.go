@@ -192,6 +192,13 @@ missing(n, what) AS (
   WHERE NOT has_table_privilege($1, 'public.event_webhook_deliveries', p)
   HAVING count(*) > 0
   UNION ALL
+  SELECT 11, 'SELECT on public.event_types' WHERE NOT has_table_privilege($1, 'public.event_types', 'SELECT')
+  UNION ALL
+  SELECT 12, 'SELECT on public.event_schedules' WHERE NOT has_table_privilege($1, 'public.event_schedules', 'SELECT')
+  UNION ALL
+  SELECT 13, 'EXECUTE on public.eventbus_fire_schedule(uuid, timestamptz)'
+  WHERE NOT has_function_privilege($1, 'public.eventbus_fire_schedule(uuid, timestamptz)', 'EXECUTE')
+  UNION ALL
   SELECT 6, string_agg(p, ', ' ORDER BY i) || ' on public.eventbus_slot_state'
   FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) WITH ORDINALITY AS u(p, i)
   WHERE NOT has_table_privilege($1, 'public.eventbus_slot_state', p)

@@ -36,6 +36,9 @@ func TestMissingRelayGrants(t *testing.T) {
 		"SELECT on public.event_webhooks",
 		"UPDATE (enabled) on public.event_webhooks",
 		"SELECT, INSERT, UPDATE on public.event_webhook_deliveries",
+		"SELECT on public.event_types",
+		"SELECT on public.event_schedules",
+		"EXECUTE on public.eventbus_fire_schedule(uuid, timestamptz)",
 	), missing, "before GrantRelayRole (migration 0007 revoked pg_logical_emit_message from PUBLIC)")
 
 	require.NoError(t, GrantRelayRole(ctx, conn, role, RelayRoleOptions{}))
