@@ -151,10 +151,15 @@ func (c *Catalog) Check(e *event.Event) (string, error) {
 }
 
 // CheckPayload is Check for an event not yet inserted (publish): it returns
-// the version that applies (0: the type is not registered).
+// the version that applies (0: the type is not registered). A payload that
+// is not a JSON object is left to publish_event, which refuses it with its
+// own error (p_payload must be a JSON object), as it did before the catalog.
 func (c *Catalog) CheckPayload(eventType string, payload, metadata []byte) (int, error) {
 	r := c.snap.Load().types[eventType]
 	if r == nil {
+		return 0, nil
+	}
+	if p := bytes.TrimLeft(payload, " \t\r\n"); len(p) > 0 && p[0] != '{' {
 		return 0, nil
 	}
 	v, err := r.version(eventType, metadata)
