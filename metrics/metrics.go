@@ -263,7 +263,7 @@ func (m *Relay) ObserveDatabase(db cdc.Querier, slotName string, store *outbox.S
 			"Rows of event_bus with status pending.",
 			fromBacklog(func(b outbox.Backlog) float64 { return b.Pending })),
 		gauge("eventbus_oldest_pending_age_seconds",
-			"Age (database now() minus created_at) of the oldest pending row of event_bus; 0 when none is pending.",
+			"Age (database now() minus created_at, or minus deliver_at for a delayed event) of the oldest pending row of event_bus that is due; 0 when none is.",
 			fromBacklog(func(b outbox.Backlog) float64 { return b.OldestPendingAge })),
 		gauge("eventbus_failed_events",
 			"Rows of event_bus with status failed (retries used up; see the Failed events runbook).",
