@@ -17,25 +17,10 @@ import (
 
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/internal/testenv"
-	"github.com/eventbus/eventbus/schema"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// migrated returns a pool on a new, migrated database.
-func migrated(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := testenv.Postgres(t)
-	conn, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	_, err = schema.Migrate(t.Context(), conn, nil)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(t.Context()))
-	pool, err := pgxpool.New(t.Context(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
-}
 
 func loaded(t *testing.T, pool *pgxpool.Pool) *Catalog {
 	t.Helper()
@@ -47,7 +32,7 @@ func loaded(t *testing.T, pool *pgxpool.Pool) *Catalog {
 // The seeded schemas accept what the lead triggers publish, nulls included.
 func TestSeededLeadSchemasAcceptTheTriggersPayloads(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	ctx := t.Context()
 	_, err := pool.Exec(ctx, `INSERT INTO public.leads (first_name, last_name, phone, status_id, lead_source_id, organization_id)
 		VALUES ('Ada', 'Lovelace', '+44', gen_random_uuid(), gen_random_uuid(), gen_random_uuid()), (NULL, NULL, NULL, NULL, NULL, NULL)`)
@@ -84,7 +69,7 @@ const validLead = `{"lead_id": "5f1c7a52-1d9e-4b7a-9a43-0a4c8b1b2c3d", "first_na
 
 func TestCheckNamesThePathAndTheRule(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	_, err := Add(t.Context(), pool, "contact.created", []byte(`{"type": "object", "required": ["phone"],
 		"properties": {"id": {"type": "string", "format": "uuid"}}}`), "strict")
 	require.NoError(t, err)
@@ -124,7 +109,7 @@ func TestCheckNamesThePathAndTheRule(t *testing.T) {
 
 func TestVersionFromMetadataOrCurrent(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	v2, err := Add(t.Context(), pool, "lead.created", []byte(`{"type": "object", "required": ["id"]}`), "v2: one id")
 	require.NoError(t, err)
 	assert.Equal(t, 2, v2.Version)
@@ -161,7 +146,7 @@ func TestVersionFromMetadataOrCurrent(t *testing.T) {
 
 func TestAddTakesTheNextVersionAndRefusesBadSchemas(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	ctx := t.Context()
 	v, err := Add(ctx, pool, "order.shipped", nil, "")
 	require.NoError(t, err)
@@ -200,7 +185,7 @@ func TestAddTakesTheNextVersionAndRefusesBadSchemas(t *testing.T) {
 // authenticated reads the catalog and cannot write it; service_role can.
 func TestEventTypesRowLevelSecurity(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	ctx := t.Context()
 	as := func(role string, fn func(pgx.Tx) error) error {
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -236,7 +221,7 @@ func TestEventTypesRowLevelSecurity(t *testing.T) {
 // schema, without a restart.
 func TestFollowerFollowsChanges(t *testing.T) {
 	t.Parallel()
-	pool := migrated(t)
+	pool := testdb.MigratedPool(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cat := New()
 	done := make(chan error, 1)

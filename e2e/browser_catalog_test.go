@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,15 +54,6 @@ func TestMonitorCatalogInTheBrowser(t *testing.T) {
 	assert.Equal(t, "lead.status_updated", got.Types[1].EventType)
 	assert.Nil(t, got.Types[1].Example)
 
-	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(runCtx, node, "catalog.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL=http://"+addr, "TOKEN="+token, "CHROMIUM="+chromium)
-	cmd.WaitDelay = 10 * time.Second
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "browser script failed:\n%s", stderr.String())
-	require.Equal(t, "DONE", strings.TrimSpace(string(out)), "browser script:\n%s", stderr.String())
+	out := runBrowserScript(t, dir, node, "catalog.test.mjs", "BASE_URL=http://"+addr, "TOKEN="+token, "CHROMIUM="+chromium)
+	require.Equal(t, "DONE\n", out)
 }

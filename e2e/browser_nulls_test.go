@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,15 +32,8 @@ func TestMonitorBrowserRowWithNullColumns(t *testing.T) {
 		WHERE id = $1`, id)
 	require.NoError(t, err)
 
-	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(runCtx, node, "nulls.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL=http://"+addr, "TOKEN="+token, "NULL_ID="+id, "CHROMIUM="+chromium)
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "browser script failed:\n%s", out)
-	require.True(t, strings.Contains(string(out), "DONE"), "browser script ended without DONE:\n%s", out)
+	out := runBrowserScript(t, dir, node, "nulls.test.mjs", "BASE_URL=http://"+addr, "TOKEN="+token, "NULL_ID="+id, "CHROMIUM="+chromium)
+	require.Equal(t, "DONE\n", out)
 }
 
 // startMonitor sets up a database and NATS, starts the relay serving the

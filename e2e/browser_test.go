@@ -206,6 +206,27 @@ func browserTools(t *testing.T) (dir, node, chromium string) {
 	return dir, node, chromium
 }
 
+// runBrowserScript runs the script file of e2e/browser (dir) with node, its
+// environment kv added to this process's, and fails the test unless it exits
+// 0 within 3 minutes. It returns what the script wrote on stdout (its
+// protocol lines); its progress, on stderr, is logged.
+func runBrowserScript(t *testing.T, dir, node, file string, kv ...string) (stdout string) {
+	t.Helper()
+	runCtx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, node, file)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), kv...)
+	cmd.WaitDelay = 10 * time.Second
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	started := time.Now()
+	out, err := cmd.Output()
+	t.Logf("%s ran %s:\n%s", file, time.Since(started).Round(100*time.Millisecond), stderr.String())
+	require.NoError(t, err, "%s failed:\n%s", file, stderr.String())
+	return string(out)
+}
+
 // insertLeads inserts one lead per name, each in its own transaction (the
 // seed's trigger publishes lead.created), and returns their ids.
 func (e *env) insertLeads(ctx context.Context, names ...string) []string {

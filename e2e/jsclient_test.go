@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,15 +202,7 @@ func startJSRelay(t *testing.T) *jsRelay {
 	_, err := r.e.db.Exec(ctx, `INSERT INTO public.profiles (id, organization_id, role) VALUES
 		($1, $2, 'admin'), ($3, $2, 'member'), ($4, $5, 'admin')`, r.adminA, r.orgA, r.member, r.adminB, r.orgB)
 	require.NoError(t, err)
-	sign := func(sub string) string {
-		return jwtToken(t, `{"alg":"HS256","typ":"JWT"}`, map[string]any{"sub": sub, "aud": "authenticated", "role": "authenticated",
-			"exp": time.Now().Add(time.Hour).Unix()}, func(unsigned []byte) []byte {
-			m := hmac.New(sha256.New, []byte(secret))
-			m.Write(unsigned)
-			return m.Sum(nil)
-		})
-	}
-	r.jwtA, r.jwtB, r.jwtMember = sign(r.adminA), sign(r.adminB), sign(r.member)
+	r.jwtA, r.jwtB, r.jwtMember = hs256Token(t, secret, r.adminA), hs256Token(t, secret, r.adminB), hs256Token(t, secret, r.member)
 	// An import wrote it straight into the table, with a type that is no
 	// NATS subject: the relay fails it on every attempt.
 	require.NoError(t, r.e.db.QueryRow(ctx, `INSERT INTO public.event_bus (event_type, aggregate_type, aggregate_id, organization_id)

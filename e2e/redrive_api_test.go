@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"net/http"
 	"testing"
 	"time"
@@ -26,18 +24,8 @@ func TestRedriveOneFailedEventThroughTheAPI(t *testing.T) {
 	ctx := t.Context()
 	const adminA, orgA = "aaaaaaaa-1111-4000-8000-00000000000a", "aaaaaaaa-0000-4000-8000-00000000000a"
 	const adminB, orgB = "bbbbbbbb-1111-4000-8000-00000000000b", "bbbbbbbb-0000-4000-8000-00000000000b"
-	_, err := e.db.Exec(ctx, `INSERT INTO public.profiles (id, organization_id, role) VALUES ($1, $2, 'admin'), ($3, $4, 'admin')`,
-		adminA, orgA, adminB, orgB)
-	require.NoError(t, err)
-	hs256 := func(sub string) string {
-		return jwtToken(t, `{"alg":"HS256","typ":"JWT"}`, map[string]any{"sub": sub, "aud": "authenticated", "role": "authenticated",
-			"exp": time.Now().Add(time.Hour).Unix()}, func(unsigned []byte) []byte {
-			m := hmac.New(sha256.New, []byte(secret))
-			m.Write(unsigned)
-			return m.Sum(nil)
-		})
-	}
-	tokA, tokB := hs256(adminA), hs256(adminB)
+	tokens := e.orgAdmins(secret, adminA, orgA, adminB, orgB)
+	tokA, tokB := tokens[0], tokens[1]
 
 	// Organization A's import wrote an event type that is no NATS subject:
 	// it fails on its only attempt.
@@ -57,7 +45,7 @@ func TestRedriveOneFailedEventThroughTheAPI(t *testing.T) {
 	assert.Contains(t, body, "only a failed event is redriven")
 	require.Equal(t, "failed", e.storedRow(ctx, failed).Status, "nothing changed")
 
-	_, err = e.db.Exec(ctx, `UPDATE public.event_bus SET event_type = 'order.placed' WHERE id = $1`, failed)
+	_, err := e.db.Exec(ctx, `UPDATE public.event_bus SET event_type = 'order.placed' WHERE id = $1`, failed)
 	require.NoError(t, err)
 	status, body = apiDo(t, addr, http.MethodPost, "/api/events/"+failed+"/redrive", tokA, map[string]any{})
 	require.Equal(t, http.StatusOK, status, body)

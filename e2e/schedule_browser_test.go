@@ -1,10 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,15 +22,7 @@ func TestMonitorSchedulesInTheBrowser(t *testing.T) {
 	require.Equal(t, 0, r.code, "%s", r)
 	delayed := e.publishDelayed(ctx, "reminder.due", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 
-	runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(runCtx, node, "schedules.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "BASE_URL=http://"+addr, "TOKEN="+token, "SCHEDULE="+name, "DELAYED_ID="+delayed, "CHROMIUM="+chromium)
-	cmd.WaitDelay = 10 * time.Second
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "browser script failed:\n%s", stderr.String())
-	require.Equal(t, "DONE", strings.TrimSpace(string(out)), "browser script:\n%s", stderr.String())
+	out := runBrowserScript(t, dir, node, "schedules.test.mjs",
+		"BASE_URL=http://"+addr, "TOKEN="+token, "SCHEDULE="+name, "DELAYED_ID="+delayed, "CHROMIUM="+chromium)
+	require.Equal(t, "DONE\n", out)
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -29,18 +27,8 @@ func TestSearchAndAnalyticsAPIUnderRLS(t *testing.T) {
 	const adminA, orgA = "aaaaaaaa-1111-4000-8000-00000000000a", "aaaaaaaa-0000-4000-8000-00000000000a"
 	const adminB, orgB = "bbbbbbbb-1111-4000-8000-00000000000b", "bbbbbbbb-0000-4000-8000-00000000000b"
 	ctx := t.Context()
-	_, err := e.db.Exec(ctx, `INSERT INTO public.profiles (id, organization_id, role) VALUES ($1, $2, 'admin'), ($3, $4, 'admin')`,
-		adminA, orgA, adminB, orgB)
-	require.NoError(t, err)
-	hs256 := func(sub string) string {
-		return jwtToken(t, `{"alg":"HS256","typ":"JWT"}`, map[string]any{"sub": sub, "aud": "authenticated", "role": "authenticated",
-			"exp": time.Now().Add(time.Hour).Unix()}, func(unsigned []byte) []byte {
-			m := hmac.New(sha256.New, []byte(secret))
-			m.Write(unsigned)
-			return m.Sum(nil)
-		})
-	}
-	tokA, tokB := hs256(adminA), hs256(adminB)
+	tokens := e.orgAdmins(secret, adminA, orgA, adminB, orgB)
+	tokA, tokB := tokens[0], tokens[1]
 
 	publish := func(org, eventType, aggregateID, payload string) string {
 		var id string

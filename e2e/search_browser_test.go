@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,19 +86,9 @@ func TestSearchAndAnalyticsInTheBrowser(t *testing.T) {
 		if shot == "" {
 			shot = filepath.Join(t.TempDir(), strings.TrimSuffix(script.file, ".test.mjs")+".png")
 		}
-		runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		cmd := exec.CommandContext(runCtx, node, script.file)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), append(script.env, "BASE_URL=http://"+addr, "TOKEN="+token, "CHROMIUM="+chromium, "SCREENSHOT="+shot)...)
-		cmd.WaitDelay = 10 * time.Second
-		stderr := &syncBuffer{}
-		cmd.Stderr = stderr
-		started := time.Now()
-		out, err := cmd.Output()
-		cancel()
-		t.Logf("%s ran %s:\n%s", script.file, time.Since(started).Round(100*time.Millisecond), stderr.String())
-		require.NoError(t, err, "%s failed:\n%s", script.file, stderr.String())
-		require.Equal(t, "DONE\n", string(out), "%s ended without DONE", script.file)
+		out := runBrowserScript(t, dir, node, script.file,
+			append(script.env, "BASE_URL=http://"+addr, "TOKEN="+token, "CHROMIUM="+chromium, "SCREENSHOT="+shot)...)
+		require.Equal(t, "DONE\n", out, "%s ended without DONE", script.file)
 		if info, err := os.Stat(shot); assert.NoError(t, err, "screenshot") {
 			assert.Greater(t, info.Size(), int64(10_000), "screenshot %s", shot)
 			t.Logf("screenshot: %s", shot)

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -51,18 +49,8 @@ func TestWebhooksAPIIsolatesOrganizations(t *testing.T) {
 	waitHTTP(t, 60*time.Second, addr, "/readyz", http.StatusOK)
 	const adminA, orgA = "aaaaaaaa-1111-4000-8000-00000000000a", "aaaaaaaa-0000-4000-8000-00000000000a"
 	const adminB, orgB = "bbbbbbbb-1111-4000-8000-00000000000b", "bbbbbbbb-0000-4000-8000-00000000000b"
-	_, err := e.db.Exec(t.Context(), `INSERT INTO public.profiles (id, organization_id, role) VALUES ($1, $2, 'admin'), ($3, $4, 'admin')`,
-		adminA, orgA, adminB, orgB)
-	require.NoError(t, err)
-	hs256 := func(sub string) string {
-		return jwtToken(t, `{"alg":"HS256","typ":"JWT"}`, map[string]any{"sub": sub, "aud": "authenticated", "role": "authenticated",
-			"exp": time.Now().Add(time.Hour).Unix()}, func(unsigned []byte) []byte {
-			m := hmac.New(sha256.New, []byte(secret))
-			m.Write(unsigned)
-			return m.Sum(nil)
-		})
-	}
-	tokA, tokB := hs256(adminA), hs256(adminB)
+	tokens := e.orgAdmins(secret, adminA, orgA, adminB, orgB)
+	tokA, tokB := tokens[0], tokens[1]
 	broken := newHookReceiver(t, func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) })
 
 	status, body := apiDo(t, addr, http.MethodPost, "/api/webhooks", tokA, map[string]any{"url": broken.srv.URL, "event_types": []string{"order.*"}})

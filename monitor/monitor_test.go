@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/testenv"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 	"github.com/eventbus/eventbus/publisher"
-	"github.com/eventbus/eventbus/schema"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -53,16 +53,8 @@ type env struct {
 // own, and serves the monitor.
 func setup(t *testing.T) *env {
 	t.Helper()
-	dbURL := testenv.Postgres(t)
-	conn, err := pgx.Connect(t.Context(), dbURL)
-	require.NoError(t, err)
-	_, err = schema.Migrate(t.Context(), conn, nil)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(t.Context()))
-	pool, err := pgxpool.New(t.Context(), dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	_, err = pool.Exec(t.Context(), `INSERT INTO public.profiles (id, organization_id, role) VALUES
+	pool := testdb.MigratedPool(t)
+	_, err := pool.Exec(t.Context(), `INSERT INTO public.profiles (id, organization_id, role) VALUES
 		($1, $2, 'admin'), ($3, $4, 'admin'), ($5, $2, 'member')`, adminA, orgA, adminB, orgB, memberA)
 	require.NoError(t, err)
 

@@ -1,17 +1,14 @@
 package outbox
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/testenv"
-	"github.com/eventbus/eventbus/schema"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 )
 
 // What event_bus_deliver_at_idx costs an insert: each iteration inserts
@@ -56,13 +53,6 @@ SELECT 'bench.event', 'bench', i::text, %s, '{"amount": 1}' FROM generate_series
 }
 
 func benchPool(b *testing.B) *pgxpool.Pool {
-	url := testenv.Postgres(b)
-	conn, err := pgx.Connect(b.Context(), url)
-	require.NoError(b, err)
-	_, err = schema.Migrate(b.Context(), conn, nil)
-	require.NoError(b, errors.Join(err, conn.Close(b.Context())))
-	pool, err := pgxpool.New(b.Context(), url)
-	require.NoError(b, err)
-	b.Cleanup(pool.Close)
-	return pool
+	b.Helper()
+	return testdb.MigratedPool(b)
 }

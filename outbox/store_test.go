@@ -6,29 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/internal/testenv"
-	"github.com/eventbus/eventbus/schema"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newStore(t *testing.T) (*Store, *pgxpool.Pool) {
 	t.Helper()
-	url := testenv.Postgres(t)
-	conn, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	_, err = schema.Migrate(t.Context(), conn, nil)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(t.Context()))
-	pool, err := pgxpool.New(t.Context(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := testdb.MigratedPool(t)
 	return NewStore(pool), pool
 }
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,9 +16,9 @@ import (
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/internal/testenv"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
-	"github.com/eventbus/eventbus/schema"
 )
 
 // Every goroutine the pipeline and its services start has stopped once Run
@@ -51,12 +50,7 @@ func (failingService) Run(context.Context) error { return fmt.Errorf("bad settin
 // (stages, status writers, services) stopped.
 func TestRunDeliversAndStopsEverythingItStarted(t *testing.T) {
 	ctx := t.Context()
-	dbURL := testenv.Postgres(t)
-	conn, err := pgx.Connect(ctx, dbURL)
-	require.NoError(t, err)
-	_, err = schema.Migrate(ctx, conn, nil)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(ctx))
+	dbURL := testdb.Migrated(t)
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	defer pool.Close()

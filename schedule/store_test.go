@@ -7,34 +7,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/testenv"
-	"github.com/eventbus/eventbus/schema"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func newPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := testenv.Postgres(t)
-	conn, err := pgx.Connect(t.Context(), url)
-	require.NoError(t, err)
-	_, err = schema.Migrate(t.Context(), conn, nil)
-	require.NoError(t, err)
-	require.NoError(t, conn.Close(t.Context()))
-	pool, err := pgxpool.New(t.Context(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func TestAddListRemove(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := testdb.MigratedPool(t)
 	st := NewStore(pool)
 	ctx := t.Context()
 	id, err := st.Add(ctx, Schedule{Name: "nightly", Cron: "0 3 * * *", Timezone: "Europe/Berlin", EventType: "report.due",
@@ -79,7 +63,7 @@ func mustField(t *testing.T, b []byte, key string) json.RawMessage {
 // its metadata.
 func TestFirePublishesATickOnce(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := testdb.MigratedPool(t)
 	st := NewStore(pool)
 	ctx := t.Context()
 	id, err := st.Add(ctx, Schedule{Name: "every-minute", Cron: "* * * * *", EventType: "tick.minute",
@@ -129,7 +113,7 @@ func TestFirePublishesATickOnce(t *testing.T) {
 
 func TestFireRefusesWhatPublishEventWouldRefuse(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := testdb.MigratedPool(t)
 	st := NewStore(pool)
 	ctx := t.Context()
 	for name, et := range map[string]string{"reserved": "lead.created", "invalid": "bad type"} {
@@ -156,7 +140,7 @@ func TestFireRefusesWhatPublishEventWouldRefuse(t *testing.T) {
 // the runner then waits for the next.
 func TestRunnerFiresADueTickOnce(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t)
+	pool := testdb.MigratedPool(t)
 	st := NewStore(pool)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

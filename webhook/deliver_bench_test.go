@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,15 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventbus/eventbus/event"
 	"github.com/eventbus/eventbus/internal/testenv"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 	"github.com/eventbus/eventbus/publisher"
-	"github.com/eventbus/eventbus/schema"
 )
 
 // benchEnv is a migrated database, a JetStream stream BENCH over events.>
@@ -35,21 +33,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	url := testenv.Postgres(b)
-	conn, err := pgx.Connect(b.Context(), url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = schema.Migrate(b.Context(), conn, slog.New(slog.DiscardHandler))
-	_ = conn.Close(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool, err := pgxpool.New(b.Context(), url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
+	pool := testdb.MigratedPool(b)
 	ns := testenv.NATS(b)
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {

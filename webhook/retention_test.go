@@ -2,18 +2,14 @@ package webhook
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventbus/eventbus/internal/testenv"
-	"github.com/eventbus/eventbus/schema"
+	"github.com/eventbus/eventbus/internal/testenv/testdb"
 )
 
 // Retention deletes delivered deliveries older than its age, in batches, and
@@ -21,15 +17,7 @@ import (
 func TestRetentionPrunesOldDeliveredDeliveries(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	url := testenv.Postgres(t)
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	_, err = schema.Migrate(ctx, conn, slog.New(slog.DiscardHandler))
-	require.NoError(t, conn.Close(ctx))
-	require.NoError(t, err)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := testdb.MigratedPool(t)
 	store := NewStore(pool)
 	e, err := store.Add(ctx, Endpoint{URL: "https://example.com/hook", Enabled: true})
 	require.NoError(t, err)

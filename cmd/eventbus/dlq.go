@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,8 +61,7 @@ func dlqList(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	if *asJSON {
 		return printJSON(stdout, letters)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSUBJECT\tEVENT\tRETRIES\tERROR")
+	tw := newTable(stdout, "TIME\tSUBJECT\tEVENT\tRETRIES\tERROR")
 	for _, l := range letters {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", l.Time.UTC().Format(time.RFC3339), l.Subject, l.EventID, l.RetryCount, truncateText(l.Error, 120))
 	}

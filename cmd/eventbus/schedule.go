@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/eventbus/eventbus/config"
@@ -106,13 +105,9 @@ func scheduleList(ctx context.Context, cfg config.Config, args []string, stdout 
 		return err
 	}
 	if *asJSON {
-		if list == nil {
-			list = []schedule.Schedule{}
-		}
-		return printJSON(stdout, list)
+		return printJSONList(stdout, list)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCRON\tTIMEZONE\tEVENT TYPE\tENABLED\tLAST RUN\tNEXT RUN")
+	tw := newTable(stdout, "NAME\tCRON\tTIMEZONE\tEVENT TYPE\tENABLED\tLAST RUN\tNEXT RUN")
 	for _, s := range list {
 		tz, last, next := s.Timezone, "-", "-"
 		if tz == "" {

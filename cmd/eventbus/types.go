@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/eventbus/eventbus/catalog"
 	"github.com/eventbus/eventbus/config"
@@ -85,17 +84,13 @@ func typesList(ctx context.Context, cfg config.Config, args []string, stdout io.
 		return err
 	}
 	if *asJSON {
-		if versions == nil {
-			versions = []catalog.Version{}
-		}
-		return printJSON(stdout, versions)
+		return printJSONList(stdout, versions)
 	}
 	current := map[string]int{}
 	for _, v := range versions {
 		current[v.EventType] = v.Version // ordered by version: the last is current
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT TYPE\tVERSION\tCURRENT\tSCHEMA\tCREATED\tDESCRIPTION")
+	tw := newTable(stdout, "EVENT TYPE\tVERSION\tCURRENT\tSCHEMA\tCREATED\tDESCRIPTION")
 	for _, v := range versions {
 		schema := "none"
 		if v.Schema != nil {

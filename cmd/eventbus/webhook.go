@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -229,13 +228,9 @@ func webhookList(ctx context.Context, cfg config.Config, args []string, stdout i
 		list[i].Secret = "" // printed once, by add
 	}
 	if *asJSON {
-		if list == nil {
-			list = []webhook.Endpoint{}
-		}
-		return printJSON(stdout, list)
+		return printJSONList(stdout, list)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tORGANIZATION\tEVENT TYPES\tENABLED\tURL")
+	tw := newTable(stdout, "ID\tORGANIZATION\tEVENT TYPES\tENABLED\tURL")
 	for _, e := range list {
 		org, types := e.OrganizationID, strings.Join(e.EventTypes, ",")
 		if org == "" {
@@ -294,13 +289,9 @@ func webhookDeliveries(ctx context.Context, cfg config.Config, args []string, st
 		return err
 	}
 	if *asJSON {
-		if list == nil {
-			list = []webhook.Delivery{}
-		}
-		return printJSON(stdout, list)
+		return printJSONList(stdout, list)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWEBHOOK\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST CODE\tLAST ERROR")
+	tw := newTable(stdout, "ID\tWEBHOOK\tEVENT\tTYPE\tSTATUS\tATTEMPTS\tLAST CODE\tLAST ERROR")
 	for _, d := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", d.ID, d.WebhookID, d.EventID, d.EventType, d.Status, d.Attempts, d.LastStatusCode, d.LastError)
 	}

@@ -6,47 +6,19 @@
 //
 // Environment: BASE_URL, TOKEN, CHROMIUM (see monitor.test.mjs). Prints
 // "DONE" at the end; exit code 0 only when every step passed.
-import { chromium } from "playwright-core";
-
-const TIMEOUT = 30_000;
-const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
-const env = (name) => process.env[name] || fail(`environment variable ${name} is not set`);
-const log = (msg) => console.error(`[browser] ${msg}`);
+import { env, run, shows, signIn, waiter } from "./harness.mjs";
 
 const baseURL = env("BASE_URL");
 const token = env("TOKEN");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  timeout: 60_000,
-});
-let step = "start";
-const pageErrors = [];
-try {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => pageErrors.push(String(err)));
-  const until = async (what, fn, arg) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
-    } catch (err) {
-      const seen = await page.evaluate(() => document.getElementById("catalog")?.innerText).catch((e) => e.message);
-      throw new Error(`${what}: not seen within ${TIMEOUT} ms; the view shows ${JSON.stringify(seen)}`);
-    }
-  };
+await run({ viewport: { width: 1280, height: 900 } }, async ({ page, begin }) => {
+  let step;
+  const until = waiter(page, shows(page, "the view", "#catalog"));
 
-  step = "sign in";
-  log(step);
-  await page.goto(`${baseURL}/crm/events`);
-  await page.getByTestId("token-input").fill(token);
-  await page.getByTestId("token-submit").click();
-  await page.locator("#app").waitFor({ state: "visible" });
+  step = begin("sign in");
+  await signIn(page, baseURL, token);
 
-  step = "lead.created: two versions, v2 current, events per version";
-  log(step);
+  step = begin("lead.created: two versions, v2 current, events per version");
   await until(step, () => {
     const box = document.querySelector('[data-testid="catalog-type"][data-type="lead.created"]');
     if (!box) return false;
@@ -56,15 +28,13 @@ try {
       count("2") === "1" && count("1") === "2" && box.querySelector(".badge").textContent === "v2 current";
   });
 
-  step = "the example is the latest event's payload";
-  log(step);
+  step = begin("the example is the latest event's payload");
   await until(step, () => {
     const pre = document.querySelector('[data-testid="catalog-type"][data-type="lead.created"] [data-testid="catalog-example"]');
     return pre && JSON.parse(pre.textContent).lead?.name === "Ada";
   });
 
-  step = "a version's schema unfolds, and stays open across a refresh";
-  log(step);
+  step = begin("a version's schema unfolds, and stays open across a refresh");
   await page.locator('[data-testid="catalog-type"][data-type="lead.created"] [data-version="2"] summary').click();
   await until(step, () => {
     const pre = document.querySelector('[data-testid="catalog-type"][data-type="lead.created"] [data-version="2"] [data-testid="catalog-schema"]');
@@ -74,18 +44,10 @@ try {
   await until("still open after the refresh", () =>
     document.querySelector('[data-testid="catalog-type"][data-type="lead.created"] [data-version="2"] details')?.open === true);
 
-  step = "lead.status_updated: one version, no event yet";
-  log(step);
+  step = begin("lead.status_updated: one version, no event yet");
   await until(step, () => {
     const box = document.querySelector('[data-testid="catalog-type"][data-type="lead.status_updated"]');
     return box && box.querySelectorAll('[data-testid="catalog-version"]').length === 1 &&
       box.textContent.includes("No event of this type yet.") && !box.querySelector('[data-testid="catalog-example"]');
   });
-  if (pageErrors.length) throw new Error(`errors on the page: ${pageErrors.join("; ")}`);
-  console.log("DONE");
-} catch (err) {
-  console.error(`FAIL at step "${step}": ${err.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

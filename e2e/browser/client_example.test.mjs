@@ -10,44 +10,21 @@
 // processed), OTHER_EVENT_ID (another organization's), FAILING_ID, CHROMIUM,
 // SCREENSHOT. Stdout: "PUBLISHED <id>", then "DONE"; exit code 0 only when
 // every step passed.
-import { chromium } from "playwright-core";
-
-const TIMEOUT = 30_000;
-const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
-const env = (name) => process.env[name] || fail(`environment variable ${name} is not set`);
-const log = (msg) => console.error(`[browser] ${msg}`);
+import { env, log, run, waiter } from "./harness.mjs";
 
 const baseURL = env("BASE_URL");
 const eventId = env("EVENT_ID");
 const otherEventId = env("OTHER_EVENT_ID");
 const failingId = env("FAILING_ID");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  timeout: 60_000,
-});
-let step = "start";
-const pageErrors = [];
-let page;
-try {
-  page = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => pageErrors.push(String(err)));
-  page.on("console", (m) => m.type() === "error" && pageErrors.push(`console: ${m.text()}`));
-  const until = async (what, fn, arg) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
-    } catch {
-      const seen = await page.evaluate(() => document.body.innerText).catch((e) => e.message);
-      throw new Error(`${what}: not seen within ${TIMEOUT} ms; the page shows ${JSON.stringify(seen)}`);
-    }
-  };
+await run({ viewport: { width: 1100, height: 700 } }, async ({ page, begin }) => {
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(`console: ${m.text()}`));
+  const until = waiter(page, async () =>
+    `the page shows ${JSON.stringify(await page.evaluate(() => document.body.innerText).catch((e) => e.message))}`);
   const stat = (name) => page.$eval(`[data-stat="${name}"] b`, (b) => Number(b.textContent));
 
-  step = "open the app";
+  begin("open the app");
   await page.goto(baseURL);
   await until("the organization's event, processed",
     (id) => document.querySelector(`#events tr[data-id="${id}"]`)?.dataset.status === "processed", eventId);
@@ -57,7 +34,7 @@ try {
   const processed = await stat("processed");
   log(`stats: total ${total}, processed ${processed}`);
 
-  step = "publish with the button";
+  begin("publish with the button");
   await page.click("#publish");
   await until("the published id", () => document.querySelector("[data-published]"));
   const published = await page.$eval("[data-published]", (el) => el.dataset.published);
@@ -71,7 +48,7 @@ try {
     Number(document.querySelector('[data-stat="processed"] b')?.textContent) === p + 1, [total, processed]);
   process.stdout.write(`PUBLISHED ${published}\n`);
 
-  step = "process pending";
+  begin("process pending");
   await until("the failing event, failed",
     (id) => document.querySelector(`#events tr[data-id="${id}"]`)?.dataset.status === "failed", failingId);
   await page.click("#process");
@@ -79,22 +56,15 @@ try {
   const handedBack = Number(await page.$eval("[data-handed-back]", (el) => el.dataset.handedBack));
   if (!(handedBack >= 1)) throw new Error(`handed back ${handedBack}, want at least the failing event`);
 
-  step = "filter by status";
+  begin("filter by status");
   await page.selectOption("#status", "processed");
   await until("only processed events, the published one among them", (id) => {
     const rows = [...document.querySelectorAll("#events tbody tr")];
     return rows.some((r) => r.dataset.id === id) && rows.every((r) => r.dataset.status === "processed");
   }, published);
 
-  if (pageErrors.length) throw new Error(`the page reported errors: ${pageErrors.join("; ")}`);
+  if (consoleErrors.length) throw new Error(`the page reported errors: ${consoleErrors.join("; ")}`);
   await page.selectOption("#status", "");
   await until("all events again", (id) => document.querySelector(`#events tr[data-id="${id}"]`), failingId);
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
-  process.stdout.write("DONE\n");
-} catch (err) {
-  if (page && process.env.FAILURE_SCREENSHOT) await page.screenshot({ path: process.env.FAILURE_SCREENSHOT }).catch(() => {});
-  console.error(`FAIL at step "${step}": ${err.message}${pageErrors.length ? `\npage errors: ${pageErrors.join("; ")}` : ""}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

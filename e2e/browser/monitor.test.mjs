@@ -18,40 +18,7 @@
 //   stdout "READY-TO-FIX"     -> stdin "FIXED"
 //   stdout "DONE"             at the end; exit code 0 only when every step passed.
 // Progress goes to stderr; a failure prints "FAIL: <what>" and exits 1.
-import { chromium } from "playwright-core";
-import readline from "node:readline";
-
-const TIMEOUT = 30_000; // every wait; the machine is small and CI runs the race detector
-
-function env(name) {
-  const v = process.env[name];
-  if (!v) fail(`environment variable ${name} is not set`);
-  return v;
-}
-
-function fail(msg) {
-  console.error(`FAIL: ${msg}`);
-  process.exit(1);
-}
-
-const log = (msg) => console.error(`[browser] ${msg}`);
-
-// Lines from the Go test, in order.
-const input = readline.createInterface({ input: process.stdin });
-const lines = [];
-const waiters = [];
-input.on("line", (l) => (waiters.length ? waiters.shift()(l) : lines.push(l)));
-
-async function ask(signal, expect) {
-  process.stdout.write(`${signal}\n`);
-  const line = await new Promise((resolve, reject) => {
-    if (lines.length) return resolve(lines.shift());
-    const timer = setTimeout(() => reject(new Error(`no answer to ${signal} from the Go test within ${TIMEOUT} ms`)), TIMEOUT);
-    waiters.push((l) => { clearTimeout(timer); resolve(l); });
-  });
-  if (!line.startsWith(expect)) throw new Error(`answer to ${signal}: got ${JSON.stringify(line)}, want ${expect}…`);
-  return line.slice(expect.length).trim();
-}
+import { ask, env, log, run, waiter } from "./harness.mjs";
 
 const baseURL = env("BASE_URL");
 const token = env("TOKEN");
@@ -60,44 +27,26 @@ const failedId = env("FAILED_ID");
 const fixedType = env("FIXED_TYPE");
 const screenshot = env("SCREENSHOT");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  timeout: 60_000,
-});
-
-let step = "start";
-const pageErrors = [];
-const cspViolations = []; // Chromium reports each refused load or inline script on the console
-let page;
-try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-GB", timezoneId: "UTC" });
-  page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
+await run({ viewport: { width: 1280, height: 900 }, locale: "en-GB", timezoneId: "UTC" }, async ({ browser, page, begin }) => {
+  let step;
+  const cspViolations = []; // Chromium reports each refused load or inline script on the console
   page.on("dialog", (d) => d.accept());
-  page.on("pageerror", (err) => pageErrors.push(String(err)));
   page.on("console", (msg) => { if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text()); });
 
   // Waits until fn(arg) is truthy in the page; on timeout, says what was expected
   // and what the page showed.
-  const until = async (what, fn, arg) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
-    } catch (err) {
-      const seen = await page.evaluate(() => ({
-        rows: [...document.querySelectorAll('[data-testid="event-row"]')].map((tr) =>
-          `${tr.dataset.id} ${tr.children[1]?.textContent} ${tr.querySelector('[data-testid="event-status"]')?.textContent}`),
-        banner: document.getElementById("banner")?.textContent,
-        listState: document.getElementById("events-state")?.textContent,
-        detailStatus: document.getElementById("detail-status")?.textContent,
-        processResult: document.getElementById("process-result")?.textContent,
-        url: location.href,
-      })).catch((e) => `(page not readable: ${e.message})`);
-      throw new Error(`${what}: not seen within ${TIMEOUT} ms (${err.message.split("\n")[0]}); page shows ${JSON.stringify(seen, null, 1)}`);
-    }
-  };
+  const until = waiter(page, async (err) => {
+    const seen = await page.evaluate(() => ({
+      rows: [...document.querySelectorAll('[data-testid="event-row"]')].map((tr) =>
+        `${tr.dataset.id} ${tr.children[1]?.textContent} ${tr.querySelector('[data-testid="event-status"]')?.textContent}`),
+      banner: document.getElementById("banner")?.textContent,
+      listState: document.getElementById("events-state")?.textContent,
+      detailStatus: document.getElementById("detail-status")?.textContent,
+      processResult: document.getElementById("process-result")?.textContent,
+      url: location.href,
+    })).catch((e) => `(page not readable: ${e.message})`);
+    return `(${err.message.split("\n")[0]}) page shows ${JSON.stringify(seen, null, 1)}`;
+  });
 
   // The status badge of each id's row is `status`.
   const rowsHaveStatus = ({ ids, status }) => ids.every((id) => {
@@ -105,8 +54,7 @@ try {
     return tr && tr.querySelector('[data-testid="event-status"]')?.textContent === status;
   });
 
-  step = "sign in";
-  log(step);
+  step = begin("sign in");
   const resp = await page.goto(`${baseURL}/crm/events`);
   if (!resp || resp.status() !== 200) throw new Error(`GET /crm/events answered ${resp && resp.status()}`);
   // The whole run below works under the page's policy, and no load is refused.
@@ -120,8 +68,7 @@ try {
   // Marks this document: a reload would drop it.
   await page.evaluate(() => { window.__sameDocument = true; });
 
-  step = "events delivered before the page opened are listed as processed";
-  log(step);
+  step = begin("events delivered before the page opened are listed as processed");
   await until(step, rowsHaveStatus, { ids: initialIds, status: "processed" });
   await until(step + " (the failed one as failed)", rowsHaveStatus, { ids: [failedId], status: "failed" });
   await until("stat cards count them", ({ processed }) =>
@@ -131,8 +78,7 @@ try {
     document.querySelector('[data-testid="relay-state"]').textContent === "active" &&
     document.getElementById("relay-nats").textContent === "connected");
 
-  step = "new leads show up without a reload";
-  log(step);
+  step = begin("new leads show up without a reload");
   const newIds = (await ask("READY-FOR-LEADS", "LEADS-INSERTED")).split(",");
   await until(step, rowsHaveStatus, { ids: newIds, status: "processed" });
   if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error("the page was reloaded; rows must arrive by the live refresh");
@@ -142,8 +88,7 @@ try {
     document.querySelector('[data-testid="stat-processed"]').textContent === String(processed),
   { processed: initialIds.length + newIds.length });
 
-  step = "filter by status failed";
-  log(step);
+  step = begin("filter by status failed");
   await page.getByTestId("filter-status").selectOption("failed");
   await until(step + ": only the failed event is listed", ({ id }) => {
     const rows = [...document.querySelectorAll('[data-testid="event-row"]')];
@@ -152,8 +97,7 @@ try {
   }, { id: failedId });
   if (!page.url().includes("status=failed")) throw new Error(`the filter is not kept in the URL: ${page.url()}`);
 
-  step = "open the failed event's detail";
-  log(step);
+  step = begin("open the failed event's detail");
   await page.locator(`tr[data-testid="event-row"][data-id="${failedId}"]`).click();
   await page.getByTestId("detail").waitFor({ state: "visible" });
   await until(step + ": status failed, its id, payload and error shown", ({ id }) =>
@@ -164,8 +108,7 @@ try {
   const error = await page.locator("#detail-error").textContent();
   log(`error shown: ${error}`);
 
-  step = "Process pending redelivers the fixed event";
-  log(step);
+  step = begin("Process pending redelivers the fixed event");
   await ask("READY-TO-FIX", "FIXED");
   await page.getByTestId("btn-process").click();
   await until(step + ": the page reports the hand-back", () =>
@@ -181,8 +124,7 @@ try {
   await page.getByTestId("filter-status").selectOption("processed");
   await until(step + ": listed under processed", rowsHaveStatus, { ids: [failedId], status: "processed" });
 
-  step = "screenshot";
-  log(step);
+  step = begin("screenshot");
   await page.getByTestId("filter-status").selectOption("");
   await until("all events listed again", rowsHaveStatus,
     { ids: [...initialIds, ...newIds, failedId], status: "processed" });
@@ -199,26 +141,12 @@ try {
   await page.screenshot({ path: screenshot, animations: "disabled" });
   log(`screenshot written to ${screenshot}`);
 
-  step = "a sign-in link (#token=…) signs a new session in and leaves no token in the address bar";
-  log(step);
+  step = begin("a sign-in link (#token=…) signs a new session in and leaves no token in the address bar");
   const linked = await browser.newPage();
   await linked.goto(`${baseURL}/crm/events#token=${encodeURIComponent(token)}`);
   await linked.locator("#app").waitFor({ state: "visible" });
   if (linked.url().includes("token")) throw new Error(`the token is still in the URL: ${linked.url()}`);
   await linked.close();
 
-  if (pageErrors.length) throw new Error(`JavaScript errors in the page: ${pageErrors.join("; ")}`);
   if (cspViolations.length) throw new Error(`Content-Security-Policy violations: ${cspViolations.join("; ")}`);
-  process.stdout.write("DONE\n");
-} catch (err) {
-  console.error(`FAIL at step "${step}": ${err.message}`);
-  if (pageErrors.length) console.error(`JavaScript errors in the page: ${pageErrors.join("; ")}`);
-  if (page && process.env.FAILURE_SCREENSHOT) {
-    await page.screenshot({ path: process.env.FAILURE_SCREENSHOT }).catch(() => {});
-    console.error(`screenshot of the failure: ${process.env.FAILURE_SCREENSHOT}`);
-  }
-  await browser.close().catch(() => {});
-  process.exit(1);
-}
-await browser.close();
-process.exit(0);
+});

@@ -8,26 +8,15 @@
 // Environment: BASE_URL, TOKEN (EVENTBUS_ADMIN_TOKEN), NULL_ID (the row's id),
 // CHROMIUM. Prints DONE and exits 0 when every check passed; else
 // "FAIL: <what>" on stderr and exit code 1.
-import { chromium } from "playwright-core";
+import { env, run, TIMEOUT } from "./harness.mjs";
 
-const TIMEOUT = 30_000;
-const { BASE_URL: baseURL, TOKEN: token, NULL_ID: id } = process.env;
-if (!baseURL || !token || !id) {
-  console.error("FAIL: BASE_URL, TOKEN and NULL_ID must be set");
-  process.exit(1);
-}
+const baseURL = env("BASE_URL");
+const token = env("TOKEN");
+const id = env("NULL_ID");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  timeout: 60_000,
-});
-const problems = [];
-try {
-  const page = await (await browser.newContext({ locale: "en-GB", timezoneId: "UTC" })).newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => problems.push(`JavaScript error: ${err}`));
+await run({ locale: "en-GB", timezoneId: "UTC" }, async ({ page, begin }) => {
+  begin("a row whose nullable columns are all NULL");
+  const problems = [];
   page.on("console", (msg) => { if (/Content Security Policy/i.test(msg.text())) problems.push(msg.text()); });
 
   await page.goto(`${baseURL}/crm/events`);
@@ -55,10 +44,4 @@ try {
     if (detail[k] !== v) problems.push(`${k} shows ${JSON.stringify(detail[k])}, want ${JSON.stringify(v)}`);
   }
   if (problems.length) throw new Error(problems.join("; "));
-  process.stdout.write("DONE\n");
-} catch (err) {
-  console.error(`FAIL: ${err.message}`);
-  await browser.close().catch(() => {});
-  process.exit(1);
-}
-await browser.close();
+});

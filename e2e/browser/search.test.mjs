@@ -8,12 +8,7 @@
 // holds {"source": "csv"}), PAY1_IDS (the events of aggregate pay-1),
 // CSV_ADA_ID (the one csv event of first_name Ada), SCREENSHOT.
 // stdout "DONE" at the end; exit code 0 only when every step passed.
-import { chromium } from "playwright-core";
-
-const TIMEOUT = 30_000;
-const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
-const env = (name) => process.env[name] || fail(`environment variable ${name} is not set`);
-const log = (msg) => console.error(`[browser] ${msg}`);
+import { env, expectParams, run, signIn, TIMEOUT } from "./harness.mjs";
 
 const baseURL = env("BASE_URL");
 const token = env("TOKEN");
@@ -22,19 +17,8 @@ const pay1IDs = env("PAY1_IDS").split(",");
 const csvAdaID = env("CSV_ADA_ID");
 const screenshot = env("SCREENSHOT");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-  timeout: 60_000,
-});
-let step = "start";
-const pageErrors = [];
-try {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 }, locale: "en-US", timezoneId: "UTC" })).newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => pageErrors.push(String(err)));
+await run({ viewport: { width: 1280, height: 1000 }, locale: "en-US", timezoneId: "UTC" }, async ({ page, begin }) => {
+  let step;
   const rowIDs = () => page.evaluate(() => [...document.querySelectorAll('[data-testid="event-row"]')].map((r) => r.dataset.id));
   // The table lists exactly ids (any order: the Go test checked newest
   // first through the API) and the count says how many.
@@ -52,65 +36,48 @@ try {
     }
   };
   const param = (name) => new URL(page.url()).searchParams.get(name);
-  const expectParams = async (what, want) => {
-    await page.waitForFunction((w) => {
-      const q = new URL(location.href).searchParams;
-      return Object.entries(w).every(([k, v]) => q.get(k) === v);
-    }, want, { timeout: TIMEOUT, polling: 100 }).catch(() => { throw new Error(`${what}: URL ${page.url()}, want ${JSON.stringify(want)}`); });
-  };
 
-  step = "sign in";
-  log(step);
-  await page.goto(`${baseURL}/crm/events`);
-  await page.getByTestId("token-input").fill(token);
-  await page.getByTestId("token-submit").click();
-  await page.locator("#app").waitFor({ state: "visible" });
+  step = begin("sign in");
+  await signIn(page, baseURL, token);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="event-row"]').length > 0);
 
-  step = "filter by payload";
-  log(step);
+  step = begin("filter by payload");
   await page.getByTestId("filter-payload").fill('{"source": "csv"}');
   await expectRows(step, csvIDs);
-  await expectParams(step, { payload: '{"source": "csv"}' });
+  await expectParams(page, step, { payload: '{"source": "csv"}' });
 
-  step = "payload and text together";
-  log(step);
+  step = begin("payload and text together");
   await page.getByTestId("filter-q").fill("lead-");
   await page.getByTestId("filter-payload").fill('{"source": "csv", "first_name": "Ada"}');
   await expectRows(step, [csvAdaID]);
-  await expectParams(step, { payload: '{"source": "csv", "first_name": "Ada"}', q: "lead-" });
+  await expectParams(page, step, { payload: '{"source": "csv", "first_name": "Ada"}', q: "lead-" });
 
-  step = "filter by text alone";
-  log(step);
+  step = begin("filter by text alone");
   await page.getByTestId("filter-payload").fill("");
   await page.getByTestId("filter-q").fill("PAY-1");
   await expectRows(step, pay1IDs);
-  await expectParams(step, { q: "PAY-1", payload: null });
+  await expectParams(page, step, { q: "PAY-1", payload: null });
   await page.screenshot({ path: screenshot, fullPage: false });
 
-  step = "Back restores the payload and text filter";
-  log(step);
+  step = begin("Back restores the payload and text filter");
   await page.goBack();
-  await expectParams(step, { payload: '{"source": "csv", "first_name": "Ada"}', q: "lead-" });
+  await expectParams(page, step, { payload: '{"source": "csv", "first_name": "Ada"}', q: "lead-" });
   await expectRows(step, [csvAdaID]);
   if (await page.getByTestId("filter-payload").inputValue() !== '{"source": "csv", "first_name": "Ada"}') throw new Error(`${step}: the payload field was not restored`);
   if (await page.getByTestId("filter-q").inputValue() !== "lead-") throw new Error(`${step}: the text field was not restored`);
 
-  step = "Forward restores the text filter";
-  log(step);
+  step = begin("Forward restores the text filter");
   await page.goForward();
-  await expectParams(step, { q: "PAY-1", payload: null });
+  await expectParams(page, step, { q: "PAY-1", payload: null });
   await expectRows(step, pay1IDs);
 
-  step = "a shared URL opens with its filter";
-  log(step);
+  step = begin("a shared URL opens with its filter");
   const shared = `${baseURL}/crm/events?payload=${encodeURIComponent('{"source": "csv"}')}`;
   await page.goto(shared);
   await expectRows(step, csvIDs);
   if (await page.getByTestId("filter-payload").inputValue() !== '{"source": "csv"}') throw new Error(`${step}: the payload field is not filled`);
 
-  step = "a payload that is no JSON object is not applied";
-  log(step);
+  step = begin("a payload that is no JSON object is not applied");
   const before = page.url();
   await page.getByTestId("filter-payload").fill('{"source": ');
   await page.waitForFunction(() => document.querySelector('[data-testid="filter-payload-hint"]').textContent.startsWith("Not a JSON object"));
@@ -119,12 +86,4 @@ try {
   await expectRows(step, csvIDs);
   if (param("payload") !== '{"source": "csv"}') throw new Error(`${step}: payload param ${param("payload")}`);
 
-  if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
-  process.stdout.write("DONE\n");
-} catch (err) {
-  console.error(`FAIL: ${step}: ${err.message}`);
-  await browser.close();
-  process.exit(1);
-}
-await browser.close();
-process.exit(0);
+});
