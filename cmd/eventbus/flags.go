@@ -142,9 +142,6 @@ func openStream(ctx context.Context, cfg config.Config, name string) (*nats.Conn
 	return nc, stream, nil
 }
 
-// connectPublisher connects a publisher to cfg's stream for a command that
-// republishes stored events (replay, verify --repair), with the window of
-// PubAcks both await (replay.Options.Window, verify's chunk).
 // printJSON writes v as indented JSON, the form of every --json output.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
