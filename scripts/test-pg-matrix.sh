@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(14 16 17 18)
 # The packages whose tests run against PostgreSQL.
-packages=(./cdc ./schema ./outbox ./relay ./monitor ./internal/devstack/pgcluster ./internal/testenv ./e2e)
+packages=(./cdc ./schema ./outbox ./relay ./monitor ./catalog ./schedule ./webhook ./internal/devstack/pgcluster ./internal/testenv ./e2e)
 
 failed=()
 summary=()
