@@ -16,16 +16,7 @@ import (
 )
 
 func dlqCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{"dlq: want list or redrive"}
-	}
-	switch args[0] {
-	case "list":
-		return dlqList(ctx, cfg, args[1:], stdout)
-	case "redrive":
-		return dlqRedrive(ctx, cfg, args[1:], stdout)
-	}
-	return &usageError{fmt.Sprintf("dlq: unknown subcommand %q; want list or redrive", args[0])}
+	return runSubcommand(ctx, cfg, "dlq", args, stdout, subcommand{"list", dlqList}, subcommand{"redrive", dlqRedrive})
 }
 
 // deadLetter is one message of the dead-letter stream, as dlq list prints it.

@@ -187,3 +187,31 @@ func connectPublisher(ctx context.Context, cfg config.Config, maxPending int, ch
 		MaxPending: maxPending, Catalog: checker, Log: log,
 	})
 }
+
+// subcommand is one sub-command of a command such as webhook or schedule.
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error
+}
+
+// runSubcommand runs the sub-command args[0] of command with the rest of
+// args; none, or an unknown one, is a usage error naming those there are.
+func runSubcommand(ctx context.Context, cfg config.Config, command string, args []string, stdout io.Writer, subs ...subcommand) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	if len(args) == 0 {
+		return &usageError{command + ": want " + want}
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, cfg, args[1:], stdout)
+		}
+	}
+	return &usageError{fmt.Sprintf("%s: unknown subcommand %q; want %s", command, args[0], want)}
+}

@@ -14,23 +14,11 @@ import (
 	"github.com/eventbus/eventbus/schedule"
 )
 
-const scheduleSubcommands = "add, list or remove"
-
 // scheduleCommand manages recurring events (public.event_schedules); the
 // running relay fires them.
 func scheduleCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{"schedule: want " + scheduleSubcommands}
-	}
-	switch args[0] {
-	case "add":
-		return scheduleAdd(ctx, cfg, args[1:], stdout)
-	case "list":
-		return scheduleList(ctx, cfg, args[1:], stdout)
-	case "remove":
-		return scheduleRemove(ctx, cfg, args[1:], stdout)
-	}
-	return &usageError{fmt.Sprintf("schedule: unknown subcommand %q; want %s", args[0], scheduleSubcommands)}
+	return runSubcommand(ctx, cfg, "schedule", args, stdout,
+		subcommand{"add", scheduleAdd}, subcommand{"list", scheduleList}, subcommand{"remove", scheduleRemove})
 }
 
 func scheduleAdd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {

@@ -11,19 +11,8 @@ import (
 	"github.com/eventbus/eventbus/config"
 )
 
-const typesSubcommands = "set or list"
-
 func typesCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{"types: want " + typesSubcommands}
-	}
-	switch args[0] {
-	case "set":
-		return typesSet(ctx, cfg, args[1:], stdout)
-	case "list":
-		return typesList(ctx, cfg, args[1:], stdout)
-	}
-	return &usageError{fmt.Sprintf("types: unknown subcommand %q; want %s", args[0], typesSubcommands)}
+	return runSubcommand(ctx, cfg, "types", args, stdout, subcommand{"set", typesSet}, subcommand{"list", typesList})
 }
 
 // typesSet adds the next version of a type and prints its number.

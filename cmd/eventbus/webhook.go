@@ -139,27 +139,11 @@ func oneID(fs *flag.FlagSet, args []string) (string, error) {
 	return fs.Arg(0), nil
 }
 
-const webhookSubcommands = "add, list, remove, deliveries, rotate-secret or redeliver"
-
 func webhookCommand(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return &usageError{"webhook: want " + webhookSubcommands}
-	}
-	switch args[0] {
-	case "add":
-		return webhookAdd(ctx, cfg, args[1:], stdout)
-	case "list":
-		return webhookList(ctx, cfg, args[1:], stdout)
-	case "remove":
-		return webhookRemove(ctx, cfg, args[1:], stdout)
-	case "deliveries":
-		return webhookDeliveries(ctx, cfg, args[1:], stdout)
-	case "rotate-secret":
-		return webhookRotate(ctx, cfg, args[1:], stdout)
-	case "redeliver":
-		return webhookRedeliver(ctx, cfg, args[1:], stdout)
-	}
-	return &usageError{fmt.Sprintf("webhook: unknown subcommand %q; want %s", args[0], webhookSubcommands)}
+	return runSubcommand(ctx, cfg, "webhook", args, stdout,
+		subcommand{"add", webhookAdd}, subcommand{"list", webhookList}, subcommand{"remove", webhookRemove},
+		subcommand{"deliveries", webhookDeliveries}, subcommand{"rotate-secret", webhookRotate},
+		subcommand{"redeliver", webhookRedeliver})
 }
 
 func webhookAdd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
