@@ -179,16 +179,21 @@ func (r *Relay) ensurePublication(ctx context.Context) error {
 		conn, err := r.pool.Acquire(ctx)
 		if err == nil {
 			err = schema.EnsurePublication(ctx, conn.Conn(), r.opts.Source.Publication)
+			lost := conn.Conn().IsClosed()
 			conn.Release()
 			if err == nil {
 				return nil
 			}
-			// The server answered: the publication or the table is wrong.
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
-				err = fmt.Errorf("%w (run eventbus migrate first)", err)
+			if !lost && !connectionFailed(err) {
+				// The server answered: the publication or the table is wrong.
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+					err = fmt.Errorf("%w (run eventbus migrate first)", err)
+				}
+				return fatalError{err}
 			}
-			return fatalError{err}
+			// The connection went away under the statement (a restart,
+			// a terminated backend): nothing is wrong with the publication.
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -198,6 +203,23 @@ func (r *Relay) ensurePublication(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// connectionFailed reports whether err is PostgreSQL ending or refusing the
+// session rather than answering the statement: connection exceptions (class
+// 08), operator intervention (57: an administrator's shutdown or a
+// terminated backend, a server still starting) and insufficient resources
+// (53: too many connections).
+func connectionFailed(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "08", "53", "57":
+		return pgErr.Code != "57014" // query_canceled: a statement timeout is the statement's
+	}
+	return false
 }
 
 // notStreamingReason says in a few words why a session ended, for /readyz.

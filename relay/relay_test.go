@@ -139,3 +139,75 @@ func streamIDs(t *testing.T, url, stream string, n int) []string {
 	}
 	return slices.Clip(ids)
 }
+
+// PostgreSQL ending the relay's connection while it checks its publication
+// at start (a restart, a terminated backend) is not a bad publication: Run
+// retries, then streams. The check is held on a lock (CREATE PUBLICATION
+// waits for the test's lock on event_bus) so that its backend can be
+// terminated mid-statement.
+func TestRunRetriesWhenTheDatabaseEndsTheConnectionAtStart(t *testing.T) {
+	ctx := t.Context()
+	dbURL := testdb.Migrated(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	natsURL := testenv.NATSURL(t)
+	stream := "RELAY_" + testenv.UniqueName(t, "s")
+	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
+	require.NoError(t, err)
+	defer pub.Close()
+
+	locker, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = locker.Rollback(context.Background()) }()
+	_, err = locker.Exec(ctx, `LOCK TABLE public.event_bus IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	publication := testenv.UniqueName(t, "pub")
+	r := New(Options{
+		DatabaseURL: dbURL,
+		Source:      cdc.Options{Slot: testenv.UniqueName(t, "slot"), Publication: publication},
+		Log:         testenv.Logger(t),
+	}, pool, outbox.NewStore(pool), pub)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	defer func() {
+		stop()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	}()
+
+	var terminated bool
+	eventually(t, 30*time.Second, "the publication's creation waits for the lock, and is terminated", func() bool {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE PUBLICATION%'`).Scan(&terminated))
+		return terminated
+	})
+	require.NoError(t, locker.Rollback(ctx))
+
+	notDone := func(what string, cond func() bool) func() bool {
+		return func() bool {
+			select {
+			case err := <-done:
+				done <- nil // for the deferred stop
+				t.Fatalf("Run returned before %s: %v", what, err)
+			default:
+			}
+			return cond()
+		}
+	}
+	eventually(t, 30*time.Second, "relay ready", notDone("streaming", r.Ready))
+	var id string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT public.publish_event('test.created', 'test', 'a')::text`).Scan(&id))
+	eventually(t, 30*time.Second, "the event processed", notDone("the event was processed", func() bool {
+		var status string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM public.event_bus WHERE id = $1`, id).Scan(&status))
+		return status == "processed"
+	}))
+	assert.Equal(t, []string{id}, streamIDs(t, natsURL, stream, 1))
+}
