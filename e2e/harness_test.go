@@ -438,6 +438,9 @@ type message struct {
 	Header  nats.Header
 	Body    body
 	Raw     []byte
+	// Seq and Stored are where and when the stream stored it.
+	Seq    uint64
+	Stored time.Time
 }
 
 type body struct {
@@ -458,7 +461,9 @@ func (e *env) streamMessages() []message {
 	e.eachStreamMessage(func(m jetstream.Msg) {
 		var b body
 		require.NoError(e.t, json.Unmarshal(m.Data(), &b), "body %s", m.Data())
-		msgs = append(msgs, message{Subject: m.Subject(), Header: m.Headers(), Body: b, Raw: m.Data()})
+		md, err := m.Metadata()
+		require.NoError(e.t, err)
+		msgs = append(msgs, message{Subject: m.Subject(), Header: m.Headers(), Body: b, Raw: m.Data(), Seq: md.Sequence.Stream, Stored: md.Timestamp})
 	})
 	return msgs
 }

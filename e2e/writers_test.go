@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,12 +161,14 @@ func (e *env) requireDeliveredOnce(ids []string, timeout time.Duration) {
 
 	msgs := e.streamMessages()
 	seen := make(map[string]int, len(msgs))
+	copies := make(map[string][]string)
 	for _, m := range msgs {
 		require.Equal(e.t, m.Body.ID, m.Header.Get("Nats-Msg-Id"), "Nats-Msg-Id is the event id")
 		seen[m.Body.ID]++
+		copies[m.Body.ID] = append(copies[m.Body.ID], fmt.Sprintf("seq %d stored %s", m.Seq, m.Stored.Format("15:04:05.000")))
 	}
 	for id, n := range seen {
-		require.Equal(e.t, 1, n, "event %s is in the stream %d times", id, n)
+		require.Equal(e.t, 1, n, "event %s is in the stream %d times: %s", id, n, strings.Join(copies[id], ", "))
 	}
 	missing := 0
 	for _, id := range ids {
