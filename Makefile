@@ -32,7 +32,7 @@ test-nats-matrix: ## run the e2e delivery and broker fault tests against NATS 2.
 	GO=$(GO) scripts/test-nats-matrix.sh
 
 .PHONY: bench
-bench: ## benchmark the relay against the database alone and the seed's polling design (all six scenarios, 3 runs, ~18 min on 2 cores; NATS 2.12.15 as a child process so its CPU is measured, built once into the cache); table on stdout, JSON in bench.json
+bench: ## benchmark the relay against the database alone and the seed's polling design (all seven scenarios, 3 runs, ~23 min on 2 cores; NATS 2.12.15 as a child process so its CPU is measured, built once into the cache); table on stdout, JSON in bench.json
 	scripts/ensure-postgres.sh
 	nats=$$(scripts/install-nats-server.sh 2.12.15 | tail -n 1) && $(GO) run ./cmd/eventbus-bench -runs 3 -duration 5s -nats-bin "$$nats" -json bench.json
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,6 +39,10 @@ type backlogResult struct {
 	// CPU per event of every component, from the instant before the
 	// deliverer starts to the last row marked.
 	CPU cpuCost `json:"cpu_us_per_event,omitzero"`
+	// SpilledBytes is what the slot's walsender spilled to disk decoding
+	// the backlog (pg_stat_replication_slots, PostgreSQL 14+; the relay's
+	// drains only).
+	SpilledBytes int64 `json:"spilled_bytes,omitempty"`
 }
 
 // backlogScenario writes o.backlog events with nobody delivering, then
@@ -45,19 +50,38 @@ type backlogResult struct {
 // polling baseline (batch 1000, no slot exists), then the relay, whose slot
 // is created before the backlog so that the backlog is in its stream.
 func backlogScenario(ctx context.Context, e *env, o options, rep *report) error {
-	res, err := baselineBacklog(ctx, e, o)
+	return drainBoth(ctx, e, o, rep, backlogShape{writers: o.writers, chunk: backlogChunk})
+}
+
+// oneTxnScenario is backlogScenario with the whole backlog inserted by one
+// transaction: PostgreSQL decodes it only at its commit, spilling it to disk
+// past logical_decoding_work_mem, and the relay must drain it with memory
+// bounded by its window, not by the transaction's size.
+func oneTxnScenario(ctx context.Context, e *env, o options, rep *report) error {
+	return drainBoth(ctx, e, o, rep, backlogShape{writers: 1, chunk: o.backlog, suffix: ", one transaction"})
+}
+
+// backlogShape says how a backlog is inserted: by writers, chunk rows per
+// transaction; suffix tells its designs apart in the report.
+type backlogShape struct {
+	writers, chunk int
+	suffix         string
+}
+
+func drainBoth(ctx context.Context, e *env, o options, rep *report, shape backlogShape) error {
+	res, err := baselineBacklog(ctx, e, o, shape)
 	if err != nil {
 		return fmt.Errorf("baseline-1000: %w", err)
 	}
-	rep.addBacklog("baseline-1000", res)
-	if res, err = relayBacklog(ctx, e, o); err != nil {
+	rep.addBacklog("baseline-1000"+shape.suffix, res)
+	if res, err = relayBacklog(ctx, e, o, shape); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	rep.addBacklog("relay", res)
+	rep.addBacklog("relay"+shape.suffix, res)
 	return nil
 }
 
-func baselineBacklog(ctx context.Context, e *env, o options) (backlogResult, error) {
+func baselineBacklog(ctx context.Context, e *env, o options, shape backlogShape) (backlogResult, error) {
 	if err := truncate(ctx, e.pool); err != nil {
 		return backlogResult{}, err
 	}
@@ -67,7 +91,7 @@ func baselineBacklog(ctx context.Context, e *env, o options) (backlogResult, err
 	if err := purge(ctx, e.js, baselineStream); err != nil {
 		return backlogResult{}, err
 	}
-	l, err := insertBacklog(ctx, e.writers, o.writers, o.backlog)
+	l, err := insertBacklog(ctx, e.writers, shape, o.backlog)
 	if err != nil {
 		return backlogResult{}, err
 	}
@@ -75,11 +99,11 @@ func baselineBacklog(ctx context.Context, e *env, o options) (backlogResult, err
 	if err != nil {
 		return backlogResult{}, err
 	}
-	logBacklog(e, "baseline-1000", res)
+	logBacklog(e, "baseline-1000"+shape.suffix, res)
 	return res, nil
 }
 
-func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error) {
+func relayBacklog(ctx context.Context, e *env, o options, shape backlogShape) (backlogResult, error) {
 	if err := truncate(ctx, e.pool); err != nil {
 		return backlogResult{}, err
 	}
@@ -89,7 +113,7 @@ func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error)
 	if err := purge(ctx, e.js, relayStream); err != nil {
 		return backlogResult{}, err
 	}
-	l, err := insertBacklog(ctx, e.writers, o.writers, o.backlog)
+	l, err := insertBacklog(ctx, e.writers, shape, o.backlog)
 	if err != nil {
 		return backlogResult{}, err
 	}
@@ -97,10 +121,13 @@ func relayBacklog(ctx context.Context, e *env, o options) (backlogResult, error)
 	if err != nil {
 		return backlogResult{}, err
 	}
+	if res.SpilledBytes, err = spilledBytes(ctx, e); err != nil {
+		return backlogResult{}, err
+	}
 	if err := dropSlot(ctx, e); err != nil {
 		return backlogResult{}, err
 	}
-	logBacklog(e, "relay", res)
+	logBacklog(e, "relay"+shape.suffix, res)
 	return res, nil
 }
 
@@ -197,9 +224,10 @@ func createSlot(ctx context.Context, e *env) error {
 	}
 }
 
-// insertBacklog writes n events in chunks of backlogChunk rows, one
-// transaction each, over w connections.
-func insertBacklog(ctx context.Context, pool *pgxpool.Pool, w, n int) (load, error) {
+// insertBacklog writes n events in chunks of shape.chunk rows, one
+// transaction each, over shape.writers connections.
+func insertBacklog(ctx context.Context, pool *pgxpool.Pool, shape backlogShape, n int) (load, error) {
+	chunk := int64(shape.chunk)
 	var (
 		next     atomic.Int64 // rows handed out so far
 		wg       sync.WaitGroup
@@ -207,14 +235,14 @@ func insertBacklog(ctx context.Context, pool *pgxpool.Pool, w, n int) (load, err
 		firstErr error
 	)
 	start := time.Now()
-	for i := range w {
+	for i := range shape.writers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				from := next.Add(backlogChunk) - backlogChunk
+				from := next.Add(chunk) - chunk
 				if from >= int64(n) {
 					return
 				}
-				rows := min(backlogChunk, int64(n)-from)
+				rows := min(chunk, int64(n)-from)
 				if _, err := pool.Exec(ctx, insertChunkSQL, fmt.Sprintf("b%d-%d", i, from), rows); err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("backlog writer %d: %w", i, err) })
 					return
@@ -268,4 +296,19 @@ func purge(ctx context.Context, js jetstream.JetStream, name string) error {
 		return fmt.Errorf("purge stream %s: %w", name, err)
 	}
 	return nil
+}
+
+// spilledBytes reads how much the relay's slot has spilled to disk since it
+// was created (0 before PostgreSQL 14, which has no such view).
+func spilledBytes(ctx context.Context, e *env) (int64, error) {
+	var n int64
+	err := e.pool.QueryRow(ctx, `SELECT coalesce((SELECT spill_bytes FROM pg_stat_replication_slots WHERE slot_name = $1), 0)
+WHERE current_setting('server_version_num')::int >= 140000`, relaySlot).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("spilled bytes of slot %s: %w", relaySlot, err)
+	}
+	return n, nil
 }

@@ -23,7 +23,11 @@
 //     stream and commit → webhook received at 500 events/s;
 //   - backlog: -backlog events written while nobody delivers, then drained
 //     by the baseline and by the relay (its slot created beforehand): drain
-//     rate, and the deliverer process's peak RSS and CPU.
+//     rate, and the deliverer process's peak RSS and CPU;
+//   - onetxn: the same -backlog events inserted by one transaction, drained
+//     alike: PostgreSQL decodes it at its commit, spilling it to disk, and
+//     the relay's memory must not grow with it (the bytes spilled are
+//     reported).
 //
 // Around every measurement it reads, from /proc, the CPU time of each
 // component and reports it per delivered event: the relay's process or the
@@ -42,7 +46,7 @@
 // drops the relay's slot after each scenario that used it.
 //
 //	eventbus-bench [-runs 3] [-duration 10s] [-writers 4] [-json out.json] [-smoke]
-//	               [-scenarios source,baseline,burst,latency,webhooks,backlog]
+//	               [-scenarios source,baseline,burst,latency,webhooks,backlog,onetxn]
 //	               [-rates 1000,2000,5000] [-latency-duration 30s] [-latency-writers 16]
 //	               [-baseline-rates 2000]
 //	               [-backlog 1000000]
@@ -84,7 +88,7 @@ type options struct {
 
 // allScenarios in the order a run executes them: the ones without a slot
 // first, so that their inserts are never decoded.
-var allScenarios = []string{"source", "baseline", "burst", "latency", "webhooks", "backlog"}
+var allScenarios = []string{"source", "baseline", "burst", "latency", "webhooks", "backlog", "onetxn"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == pollerCommand {
@@ -114,7 +118,7 @@ func main() {
 	flag.Func("baseline-rates", "latency: target rates of the polling baseline, events/s, comma-separated (default 2000)", rateList(&o.baselineRates))
 	flag.DurationVar(&o.latencyDuration, "latency-duration", 30*time.Second, "latency: how long the writers hold each rate")
 	flag.IntVar(&o.latencyWriters, "latency-writers", 16, "latency: writers sharing the pacer; more than -writers because a paced writer waits out each commit")
-	flag.IntVar(&o.backlog, "backlog", 1_000_000, "backlog: events written before the deliverer starts")
+	flag.IntVar(&o.backlog, "backlog", 1_000_000, "backlog, onetxn: events written before the deliverer starts")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.databaseURL, "database-url", "", "a scratch database with wal_level=logical (its event_bus is truncated); default: start a local cluster")
 	flag.StringVar(&o.natsURL, "nats-url", "", "NATS with JetStream; default: start an embedded server")
@@ -240,4 +244,5 @@ var scenarioRunners = map[string]func(context.Context, *env, options, *report) e
 	"latency":  latencyScenario,
 	"webhooks": webhooksScenario,
 	"backlog":  backlogScenario,
+	"onetxn":   oneTxnScenario,
 }

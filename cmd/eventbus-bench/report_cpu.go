@@ -15,7 +15,7 @@ type cpuRow struct {
 
 // cpuRows lists every measurement's designs next to each other: per shape
 // the writers alone, the relay and the baselines; per rate the relay and the
-// baseline; the backlog's two designs.
+// baseline; the two designs of each backlog.
 func (r *report) cpuRows() []cpuRow {
 	var rows []cpuRow
 	for _, s := range shapes {
@@ -43,10 +43,12 @@ func (r *report) cpuRows() []cpuRow {
 			}
 		}
 	}
-	for _, design := range []string{"relay", "baseline-1000"} {
-		if x := r.findBacklog(design); x != nil {
-			rows = append(rows, cpuRow{fmt.Sprintf("backlog, %s", thousands(float64(r.Backlog))), design, x.Median.CPU,
-				costs(x.Runs, func(m backlogResult) cpuCost { return m.CPU })})
+	for _, shape := range []struct{ suffix, name string }{{"", "backlog"}, {", one transaction", "backlog in one transaction"}} {
+		for _, design := range []string{"relay", "baseline-1000"} {
+			if x := r.findBacklog(design + shape.suffix); x != nil {
+				rows = append(rows, cpuRow{fmt.Sprintf("%s, %s", shape.name, thousands(float64(r.Backlog))), design, x.Median.CPU,
+					costs(x.Runs, func(m backlogResult) cpuCost { return m.CPU })})
+			}
 		}
 	}
 	return rows
