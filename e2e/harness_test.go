@@ -487,6 +487,9 @@ func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
 	if total == 0 {
 		return
 	}
+	// A long soak leaves hundreds of thousands of messages to read.
+	ctx, cancelRead := context.WithTimeout(e.t.Context(), 60*time.Second+time.Duration(total/2000)*time.Second)
+	defer cancelRead()
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	require.NoError(e.t, err)
 	// An ordered consumer that resets (in a cluster, after a leader change)
@@ -508,15 +511,18 @@ func (e *env) eachStreamMessage(fn func(jetstream.Msg)) {
 			got++
 			fn(m)
 		}
+		n += got
 		// In a cluster, a pull may reach the client's server before the
-		// new consumer's interest has: fetch again.
-		if err := batch.Error(); fetched == 0 && errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
-			time.Sleep(50 * time.Millisecond)
+		// interest of the consumer (new, or recreated by a reset) has, or
+		// lose it midway: fetch again, from where the consumer is.
+		if err := batch.Error(); errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
+			if fetched == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
 			continue
 		}
 		require.NoError(e.t, batch.Error())
 		require.NotZero(e.t, fetched, "no messages fetched; have %d of %d", n, total)
-		n += got
 	}
 }
 
