@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -50,10 +49,8 @@ func (failingService) Run(context.Context) error { return fmt.Errorf("bad settin
 // (stages, status writers, services) stopped.
 func TestRunDeliversAndStopsEverythingItStarted(t *testing.T) {
 	ctx := t.Context()
-	dbURL := testdb.Migrated(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := testdb.MigratedPool(t)
+	dbURL := pool.Config().ConnString()
 
 	stream := "RELAY_" + testenv.UniqueName(t, "s")
 	prefix := testenv.UniqueName(t, "ev")
@@ -147,10 +144,8 @@ func streamIDs(t *testing.T, url, stream string, n int) []string {
 // terminated mid-statement.
 func TestRunRetriesWhenTheDatabaseEndsTheConnectionAtStart(t *testing.T) {
 	ctx := t.Context()
-	dbURL := testdb.Migrated(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := testdb.MigratedPool(t)
+	dbURL := pool.Config().ConnString()
 	natsURL := testenv.NATSURL(t)
 	stream := "RELAY_" + testenv.UniqueName(t, "s")
 	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
