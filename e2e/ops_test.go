@@ -3,9 +3,11 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,15 +88,41 @@ func TestSlotResetWhileTheRelayRunsNeedsForce(t *testing.T) {
 	e.waitSlotActive(true)
 }
 
-// freeAddr returns a loopback address with a port free at the time of the call.
+// freeAddr returns a loopback address with a port free at the time of the
+// call, for a process the test starts next to listen on. The port is below
+// Linux's default ephemeral range (32768–60999), which every listen on port
+// 0 draws from: the test's httptest servers, NATS and PostgreSQL, other
+// tests' and other test processes'. A port taken from that range could be
+// handed to one of them before the process meant for it binds it (a
+// webhook receiver once answered a deliverer's /readyz that way).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	for range 1000 {
+		port := freePortsFrom + int(nextFreePort.Add(1))%freePortsCount
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		return addr
+	}
+	t.Fatalf("no free port in %d..%d", freePortsFrom, freePortsFrom+freePortsCount-1)
+	return ""
 }
+
+// freeAddr's ports: 20000–31999, handed out in turn from a random start, so
+// that two test processes rarely try the same ones.
+const (
+	freePortsFrom  = 20000
+	freePortsCount = 12000
+)
+
+var nextFreePort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(freePortsCount))
+	return &n
+}()
 
 // httpGet returns the status code and body of GET http://addr/path, or code
 // 0 and the error when the request fails.
