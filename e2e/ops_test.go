@@ -98,7 +98,7 @@ func TestSlotResetWhileTheRelayRunsNeedsForce(t *testing.T) {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	for range 1000 {
-		port := freePortsFrom + int(nextFreePort.Add(1))%freePortsCount
+		port := freePortsFrom + (freePortsStart+int(nextFreePort.Add(1)))%freePortsCount
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue // taken
@@ -118,11 +118,10 @@ const (
 	freePortsCount = 12000
 )
 
-var nextFreePort = func() *atomic.Int64 {
-	var n atomic.Int64
-	n.Store(rand.Int64N(freePortsCount))
-	return &n
-}()
+var (
+	freePortsStart = rand.IntN(freePortsCount)
+	nextFreePort   atomic.Int64
+)
 
 // httpGet returns the status code and body of GET http://addr/path, or code
 // 0 and the error when the request fails.

@@ -92,6 +92,16 @@ func TestRunDeliversAndStopsEverythingItStarted(t *testing.T) {
 	})
 	assert.Equal(t, want, streamIDs(t, natsURL, stream, len(want)), "the stream holds every event once, in commit order")
 
+	stopRun(t, stop, done)
+	assert.EqualValues(t, 1, svc.starts.Load(), "one session, one start")
+	assert.Zero(t, svc.running.Load(), "services stopped with the session")
+	assert.False(t, r.Ready())
+}
+
+// stopRun ends a Run started with the context stop cancels and requires
+// that it returns nil, on done, within 30 s.
+func stopRun(t *testing.T, stop context.CancelFunc, done <-chan error) {
+	t.Helper()
 	stop()
 	select {
 	case err := <-done:
@@ -99,9 +109,6 @@ func TestRunDeliversAndStopsEverythingItStarted(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
-	assert.EqualValues(t, 1, svc.starts.Load(), "one session, one start")
-	assert.Zero(t, svc.running.Load(), "services stopped with the session")
-	assert.False(t, r.Ready())
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -167,15 +174,7 @@ func TestRunRetriesWhenTheDatabaseEndsTheConnectionAtStart(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
-	defer func() {
-		stop()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("Run did not return after its context ended")
-		}
-	}()
+	defer stopRun(t, stop, done)
 
 	var terminated bool
 	eventually(t, 30*time.Second, "the publication's creation waits for the lock, and is terminated", func() bool {
