@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -161,8 +162,34 @@ func TestParseTimestamp(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.True(t, want.Equal(got), "%s: got %s want %s", in, got, want)
 	}
-	_, err := ParseTimestamp("infinity")
-	assert.Error(t, err)
+	for _, in := range []string{"infinity", "2026-02-30 10:00:00+00", "2026-13-01 10:00:00+00", "2026-11-26 24:00:00+00", "2026-11-26 15:07:50.+00", "2026-11-26T15:07:50+00", "2026-11-26 15:07:5x+00"} {
+		_, err := ParseTimestamp(in)
+		assert.Error(t, err, in)
+	}
+}
+
+// TestParseTimestampFastPathAgreesWithTimeParse checks the UTC fast path
+// against time.Parse on the layouts, over times from year 1 to 9999 with
+// every fraction length PostgreSQL prints.
+func TestParseTimestampFastPathAgreesWithTimeParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		ts := time.Unix(r.Int64N(253402300799+62135596800)-62135596800, r.Int64N(1e6)*1000).UTC()
+		in := ts.Format("2006-01-02 15:04:05.999999") + "+00"
+		fast, ok := parseUTCTimestamp(in)
+		require.True(t, ok, in)
+		slow, err := time.Parse(timestampLayouts[0], in)
+		require.NoError(t, err, in)
+		require.True(t, slow.Equal(fast), "%s: fast %s, time.Parse %s", in, fast, slow)
+	}
+}
+
+func BenchmarkParseTimestamp(b *testing.B) {
+	for b.Loop() {
+		if _, err := ParseTimestamp("2026-11-26 15:07:50.123456+00"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func FuzzDecode(f *testing.F) {

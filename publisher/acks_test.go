@@ -148,3 +148,47 @@ func TestWaitPrefersAnArrivedAckOverAnEndedContext(t *testing.T) {
 	cancel()
 	assert.NoError(t, a.Wait(ctx))
 }
+
+func TestParsePlainPubAck(t *testing.T) {
+	for in, want := range map[string]uint64{
+		`{"stream":"EVENTBUS","seq":1}`:                    1,
+		`{"stream":"E","seq":9999999999999999999}`:         9999999999999999999,
+		`{"stream":"EVENTBUS-2_x","seq":1234567890123456}`: 1234567890123456,
+	} {
+		seq, ok := parsePlainPubAck([]byte(in))
+		assert.True(t, ok, in)
+		assert.Equal(t, want, seq, in)
+	}
+	// Everything else is left to encoding/json.
+	for _, in := range []string{
+		`{"stream":"EVENTBUS","seq":1,"duplicate":true}`,
+		`{"stream":"EVENTBUS","domain":"hub","seq":1}`,
+		`{"error":{"code":503,"err_code":10077,"description":"x"}}`,
+		`{"stream":"","seq":1}`,
+		`{"stream":"A\"B","seq":1}`,
+		`{"stream":"EVENTBUS","seq":}`,
+		`{"stream":"EVENTBUS","seq":-1}`,
+		`{"stream":"EVENTBUS","seq":1.5}`,
+		`{"stream":"EVENTBUS","seq":99999999999999999999}`,
+		`{"stream":"EVENTBUS","seq":1} `,
+		`{"stream": "EVENTBUS", "seq": 1}`,
+		``,
+	} {
+		_, ok := parsePlainPubAck([]byte(in))
+		assert.False(t, ok, in)
+	}
+}
+
+// TestTheServersPubAckTakesTheFastPath keeps parsePlainPubAck honest: the
+// server's answer to a plain publish must be the form it reads.
+func TestTheServersPubAckTakesTheFastPath(t *testing.T) {
+	srv, _ := startPublisher(t, Options{})
+	nc, err := nats.Connect(srv.URL())
+	require.NoError(t, err)
+	defer nc.Close()
+	reply, err := nc.RequestWithContext(t.Context(), "acks.fast", []byte("{}"))
+	require.NoError(t, err)
+	seq, ok := parsePlainPubAck(reply.Data)
+	require.True(t, ok, "the server's PubAck: %s", reply.Data)
+	assert.Equal(t, uint64(1), seq)
+}

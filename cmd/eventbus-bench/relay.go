@@ -21,16 +21,21 @@ const (
 	relayStream = "EVENTBUS"
 )
 
-// relayEnv is the relay's environment: the bench's services, HTTP off, and
-// an application_name on its pooled connections so that the CPU meter finds
-// their backends (its replication connection names itself "eventbus").
+// relayEnv is the relay's environment: the bench's services, HTTP off
+// unless the bench's own environment sets EVENTBUS_HTTP_ADDR (with
+// EVENTBUS_ADMIN_TOKEN, to profile the relay under load at /debug/pprof/),
+// and an application_name on its pooled connections so that the CPU meter
+// finds their backends (its replication connection names itself "eventbus").
 func (e *env) relayEnv() []string {
-	return append(os.Environ(),
+	env := append(os.Environ(),
 		"EVENTBUS_DATABASE_URL="+withApplicationName(e.dbURL, relayAppName),
 		"EVENTBUS_NATS_URL="+e.natsURL,
-		"EVENTBUS_HTTP_ADDR=",
 		"EVENTBUS_LOG_FORMAT=text",
 	)
+	if os.Getenv("EVENTBUS_HTTP_ADDR") == "" {
+		env = append(env, "EVENTBUS_HTTP_ADDR=")
+	}
+	return env
 }
 
 // relayDeliverer is what the CPU meter measures of a running relay.
