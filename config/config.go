@@ -72,6 +72,9 @@ type Config struct {
 
 	// PublishWindow bounds the events published to JetStream and not yet acked.
 	PublishWindow int `envconfig:"EVENTBUS_PUBLISH_WINDOW" default:"2048"`
+	// PublishLinger is the longest the relay holds events under load (above
+	// 3,000 transactions a second) to write them to NATS together.
+	PublishLinger Duration `envconfig:"EVENTBUS_PUBLISH_LINGER" default:"1ms"`
 	// StatusFlushInterval bounds how long an acked event waits for its status write.
 	StatusFlushInterval Duration `envconfig:"EVENTBUS_STATUS_FLUSH_INTERVAL" default:"100ms"`
 	// StandbyInterval is how often the confirmed position is reported to Postgres.
@@ -300,6 +303,9 @@ func (c Config) Validate() error {
 	}
 	if c.PublishWindow < 1 || c.PublishWindow > 1<<20 {
 		return bad("PUBLISH_WINDOW", "must be between 1 and 1048576, got %d", c.PublishWindow)
+	}
+	if time.Duration(c.PublishLinger) > 100*time.Millisecond {
+		return bad("PUBLISH_LINGER", "must be at most 100ms (0 publishes every event at once), got %s", c.PublishLinger)
 	}
 	// No duration may be negative; every Duration field is checked, so a
 	// new one cannot be missed.

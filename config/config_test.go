@@ -279,6 +279,8 @@ func TestOutOfRangeValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"EVENTBUS_SHUTDOWN_TIMEOUT": "0"}, "EVENTBUS_SHUTDOWN_TIMEOUT", "must be a positive duration"},
 		{map[string]string{"EVENTBUS_MAX_RETRIES": "-1"}, "EVENTBUS_MAX_RETRIES", "must be at least 1"},
 		{map[string]string{"EVENTBUS_PUBLISH_WINDOW": "-1"}, "EVENTBUS_PUBLISH_WINDOW", "must be between 1 and"},
+		{map[string]string{"EVENTBUS_PUBLISH_LINGER": "1s"}, "EVENTBUS_PUBLISH_LINGER", "must be at most 100ms"},
+		{map[string]string{"EVENTBUS_PUBLISH_LINGER": "-1ms"}, "EVENTBUS_PUBLISH_LINGER", "must not be negative"},
 		{map[string]string{"EVENTBUS_HEARTBEAT_INTERVAL": "soon"}, "EVENTBUS_HEARTBEAT_INTERVAL", `invalid value "soon": want a duration such as 30s, 5m, 1h or 7d`},
 		{map[string]string{"EVENTBUS_DUPLICATE_WINDOW": "1d-1h"}, "EVENTBUS_DUPLICATE_WINDOW", "want a duration such as 30s, 5m, 1h or 7d"},
 		{map[string]string{"EVENTBUS_MAX_RETRIES": "five"}, "EVENTBUS_MAX_RETRIES", `invalid value "five": want an integer`},

@@ -33,6 +33,7 @@ type Relay struct {
 	backfilled  prometheus.Counter
 	backfilling prometheus.Gauge
 	skipped     prometheus.Counter
+	holds       prometheus.Counter
 	latency     prometheus.Histogram
 	publishDur  prometheus.Histogram
 	statusWrite prometheus.Histogram
@@ -73,6 +74,10 @@ func NewRelay(reg prometheus.Registerer) *Relay {
 			Name: "eventbus_catchup_skipped_total",
 			Help: "Events seen again after a restart and skipped because their rows were already processed or failed.",
 		}),
+		holds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventbus_publish_holds_total",
+			Help: "Times the relay held the changes it received under load (above 3,000 transactions a second) for up to EVENTBUS_PUBLISH_LINGER, to publish them to NATS together.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "eventbus_event_latency_seconds",
 			Help: "Time from the commit of an event's transaction (Postgres clock) to its PubAck (relay clock). " +
@@ -95,7 +100,7 @@ func NewRelay(reg prometheus.Registerer) *Relay {
 	}
 	if reg != nil {
 		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.backfilling,
-			m.skipped, m.latency, m.publishDur, m.statusWrite)
+			m.skipped, m.holds, m.latency, m.publishDur, m.statusWrite)
 	}
 	return m
 }
@@ -155,6 +160,9 @@ func (m *Relay) Backfilled() { m.backfilled.Inc() }
 
 // CatchUpSkipped counts an event seen again after a restart and skipped.
 func (m *Relay) CatchUpSkipped() { m.skipped.Inc() }
+
+// Held counts one hold of the dispatcher's linger.
+func (m *Relay) Held() { m.holds.Inc() }
 
 // StatusWritten observes how long one status write took.
 func (m *Relay) StatusWritten(d time.Duration) { m.statusWrite.Observe(d.Seconds()) }

@@ -71,6 +71,7 @@ type dispatcher struct {
 	ackerDone <-chan struct{}
 	window    chan struct{} // see acker.window
 
+	coalesce     coalescer
 	cur          *txn
 	committed    time.Time // commit time of cur
 	catchUpUntil pglogrepl.LSN
@@ -103,12 +104,34 @@ func (d *dispatcher) dispatch(ctx context.Context, changes <-chan []cdc.Change, 
 		}
 	}
 	var gathered []cdc.Change
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		var b []cdc.Change
 		select {
 		case b = <-changes:
 		case <-ctx.Done():
 			return nil
+		}
+		d.coalesce.arrived(time.Now())
+		if d.coalesce.busy() {
+			// See coalescer: what arrives within the linger is published
+			// with b, in one write to NATS.
+			d.m.Held()
+			linger.Reset(d.coalesce.linger)
+		hold:
+			for len(b) < maxCoalesced {
+				select {
+				case more := <-changes:
+					d.coalesce.arrived(time.Now())
+					b = append(b, more...)
+				case <-linger.C:
+					break hold
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			linger.Stop()
 		}
 		for i, c := range b {
 			if c.Kind != cdc.Insert || !d.catchingUp {
@@ -128,6 +151,7 @@ func (d *dispatcher) dispatch(ctx context.Context, changes <-chan []cdc.Change, 
 			for len(ids) < catchUpBatch {
 				select {
 				case more := <-changes:
+					d.coalesce.arrived(time.Now())
 					gathered = append(gathered, more...)
 					for _, c := range more {
 						ids = appendID(ids, c)

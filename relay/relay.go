@@ -29,6 +29,9 @@ type Options struct {
 	Source        cdc.Options
 	MaxRetries    int
 	PublishWindow int
+	// PublishLinger is the longest the dispatcher holds changes under load
+	// to publish them together (see coalescer); 0 publishes each at once.
+	PublishLinger time.Duration
 	FlushInterval time.Duration
 	// ShutdownTimeout bounds the drain of outstanding acks on a graceful stop.
 	ShutdownTimeout time.Duration

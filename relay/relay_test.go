@@ -8,14 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/internal/testenv"
 	"github.com/eventbus/eventbus/internal/testenv/testdb"
+	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/outbox"
 	"github.com/eventbus/eventbus/publisher"
 )
@@ -204,4 +207,77 @@ func TestRunRetriesWhenTheDatabaseEndsTheConnectionAtStart(t *testing.T) {
 		return status == "processed"
 	}))
 	assert.Equal(t, []string{id}, streamIDs(t, natsURL, stream, 1))
+}
+
+// A backlog of single-row transactions reaches the dispatcher far above
+// the busy rate: it holds what it receives to publish it together (see
+// coalescer), and every event still arrives once, in commit order, marked.
+func TestRunHoldsABacklogOfSmallTransactionsAndLosesNothing(t *testing.T) {
+	ctx := t.Context()
+	pool := testdb.MigratedPool(t)
+	dbURL := pool.Config().ConnString()
+	natsURL := testenv.NATSURL(t)
+	stream := "RELAY_" + testenv.UniqueName(t, "s")
+	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
+	require.NoError(t, err)
+	defer pub.Close()
+	opts := Options{
+		DatabaseURL:   dbURL,
+		Source:        cdc.Options{Slot: testenv.UniqueName(t, "slot"), Publication: testenv.UniqueName(t, "pub")},
+		PublishLinger: time.Millisecond,
+		Log:           testenv.Logger(t),
+	}
+	var reg *prometheus.Registry // the last run's
+	run := func() (context.CancelFunc, chan error) {
+		reg = prometheus.NewRegistry()
+		opts.Metrics = metrics.NewRelay(reg)
+		r := New(opts, pool, outbox.NewStore(pool), pub)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(runCtx) }()
+		eventually(t, 30*time.Second, "relay ready", r.Ready)
+		return stop, done
+	}
+	// The first run creates the slot; the transactions committed while no
+	// relay runs wait in it.
+	stop, done := run()
+	stopRun(t, stop, done)
+	const n = 2000
+	_, err = pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+		FOR i IN 1..%d LOOP
+			PERFORM public.publish_event('test.created', 'test', i::text);
+			COMMIT;
+		END LOOP;
+	END $$`, n))
+	require.NoError(t, err)
+	var want []string
+	rows, err := pool.Query(ctx, `SELECT id::text FROM public.event_bus ORDER BY aggregate_id::int`)
+	require.NoError(t, err)
+	want, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, want, n)
+
+	stop, done = run()
+	defer stopRun(t, stop, done)
+	eventually(t, 60*time.Second, "every event processed", func() bool {
+		var pending int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM public.event_bus WHERE status <> 'processed'`).Scan(&pending))
+		return pending == 0
+	})
+	assert.Equal(t, want, streamIDs(t, natsURL, stream, n), "the stream holds every event once, in commit order")
+	assert.Positive(t, counterValue(t, reg, "eventbus_publish_holds_total"), "the dispatcher held changes")
+}
+
+// counterValue reads the counter name from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

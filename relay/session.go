@@ -160,7 +160,8 @@ func (r *Relay) pipeline(ctx context.Context, stream *cdc.Stream, backfill pgx.T
 	failures := &failures{store: r.store, pub: r.pub, maxRetries: r.opts.MaxRetries, m: r.m, log: r.log}
 	window := make(chan struct{}, r.opts.PublishWindow)
 	parts := stage{pub: r.pub, store: r.store, tr: tr, failures: failures, m: r.m, log: r.log}
-	d := &dispatcher{stage: parts, acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil}
+	d := &dispatcher{stage: parts, acks: acks, ackerDone: ackCtx.Done(), window: window, catchUpUntil: catchUpUntil,
+		coalesce: coalescer{linger: r.opts.PublishLinger}}
 	r.publishFailing.Store("")
 	a := &acker{stage: parts, flushInterval: r.opts.FlushInterval, window: window, unmarked: &r.unmarked, failing: &r.publishFailing}
 

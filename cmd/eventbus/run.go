@@ -78,6 +78,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.L
 		},
 		MaxRetries:        cfg.MaxRetries,
 		PublishWindow:     cfg.PublishWindow,
+		PublishLinger:     time.Duration(cfg.PublishLinger),
 		FlushInterval:     time.Duration(cfg.StatusFlushInterval),
 		ShutdownTimeout:   time.Duration(cfg.ShutdownTimeout),
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval),
