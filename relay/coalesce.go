@@ -31,6 +31,9 @@ type coalescer struct {
 
 // arrived counts a batch received at now.
 func (c *coalescer) arrived(now time.Time) {
+	if c.linger <= 0 {
+		return
+	}
 	if since := now.Sub(c.windowStart); since >= rateWindow {
 		c.lastWindow = c.inWindow
 		if since >= 2*rateWindow { // a quiet window in between

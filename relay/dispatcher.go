@@ -115,23 +115,9 @@ func (d *dispatcher) dispatch(ctx context.Context, changes <-chan []cdc.Change, 
 		}
 		d.coalesce.arrived(time.Now())
 		if d.coalesce.busy() {
-			// See coalescer: what arrives within the linger is published
-			// with b, in one write to NATS.
-			d.m.Held()
-			linger.Reset(d.coalesce.linger)
-		hold:
-			for len(b) < maxCoalesced {
-				select {
-				case more := <-changes:
-					d.coalesce.arrived(time.Now())
-					b = append(b, more...)
-				case <-linger.C:
-					break hold
-				case <-ctx.Done():
-					return nil
-				}
+			if b = d.hold(ctx, changes, b, linger); ctx.Err() != nil {
+				return nil
 			}
-			linger.Stop()
 		}
 		for i, c := range b {
 			if c.Kind != cdc.Insert || !d.catchingUp {
@@ -172,6 +158,27 @@ func (d *dispatcher) dispatch(ctx context.Context, changes <-chan []cdc.Change, 
 			break
 		}
 	}
+}
+
+// hold appends to b what arrives within the linger, up to maxCoalesced
+// changes, so that it is published with b, in one write to NATS (see
+// coalescer). It returns early when ctx ends.
+func (d *dispatcher) hold(ctx context.Context, changes <-chan []cdc.Change, b []cdc.Change, linger *time.Timer) []cdc.Change {
+	d.m.Held()
+	linger.Reset(d.coalesce.linger)
+	defer linger.Stop()
+	for len(b) < maxCoalesced {
+		select {
+		case more := <-changes:
+			d.coalesce.arrived(time.Now())
+			b = append(b, more...)
+		case <-linger.C:
+			return b
+		case <-ctx.Done():
+			return b
+		}
+	}
+	return b
 }
 
 // appendID appends the id of an insert that decoded cleanly.

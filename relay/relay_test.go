@@ -156,11 +156,7 @@ func TestRunRetriesWhenTheDatabaseEndsTheConnectionAtStart(t *testing.T) {
 	ctx := t.Context()
 	pool := testdb.MigratedPool(t)
 	dbURL := pool.Config().ConnString()
-	natsURL := testenv.NATSURL(t)
-	stream := "RELAY_" + testenv.UniqueName(t, "s")
-	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
-	require.NoError(t, err)
-	defer pub.Close()
+	natsURL, stream, pub := connectPublisher(t)
 
 	locker, err := pool.Begin(ctx)
 	require.NoError(t, err)
@@ -216,11 +212,7 @@ func TestRunHoldsABacklogOfSmallTransactionsAndLosesNothing(t *testing.T) {
 	ctx := t.Context()
 	pool := testdb.MigratedPool(t)
 	dbURL := pool.Config().ConnString()
-	natsURL := testenv.NATSURL(t)
-	stream := "RELAY_" + testenv.UniqueName(t, "s")
-	pub, err := publisher.Connect(ctx, publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
-	require.NoError(t, err)
-	defer pub.Close()
+	natsURL, stream, pub := connectPublisher(t)
 	opts := Options{
 		DatabaseURL:   dbURL,
 		Source:        cdc.Options{Slot: testenv.UniqueName(t, "slot"), Publication: testenv.UniqueName(t, "pub")},
@@ -243,17 +235,16 @@ func TestRunHoldsABacklogOfSmallTransactionsAndLosesNothing(t *testing.T) {
 	stop, done := run()
 	stopRun(t, stop, done)
 	const n = 2000
-	_, err = pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+	_, err := pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
 		FOR i IN 1..%d LOOP
 			PERFORM public.publish_event('test.created', 'test', i::text);
 			COMMIT;
 		END LOOP;
 	END $$`, n))
 	require.NoError(t, err)
-	var want []string
 	rows, err := pool.Query(ctx, `SELECT id::text FROM public.event_bus ORDER BY aggregate_id::int`)
 	require.NoError(t, err)
-	want, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	want, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Len(t, want, n)
 
@@ -266,6 +257,19 @@ func TestRunHoldsABacklogOfSmallTransactionsAndLosesNothing(t *testing.T) {
 	})
 	assert.Equal(t, want, streamIDs(t, natsURL, stream, n), "the stream holds every event once, in commit order")
 	assert.Positive(t, counterValue(t, reg, "eventbus_publish_holds_total"), "the dispatcher held changes")
+}
+
+// connectPublisher connects a publisher to a stream of the test's own on
+// the test NATS server and returns the server's URL and the stream's name
+// with it.
+func connectPublisher(t *testing.T) (natsURL, stream string, pub *publisher.Publisher) {
+	t.Helper()
+	natsURL = testenv.NATSURL(t)
+	stream = "RELAY_" + testenv.UniqueName(t, "s")
+	pub, err := publisher.Connect(t.Context(), publisher.Options{URL: natsURL, Stream: stream, SubjectPrefix: testenv.UniqueName(t, "ev")})
+	require.NoError(t, err)
+	t.Cleanup(pub.Close)
+	return natsURL, stream, pub
 }
 
 // counterValue reads the counter name from reg.
