@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/eventbus/eventbus/cdc"
 	"github.com/eventbus/eventbus/config"
 	"github.com/eventbus/eventbus/httpserver"
+	"github.com/eventbus/eventbus/internal/procs"
 	"github.com/eventbus/eventbus/metrics"
 	"github.com/eventbus/eventbus/monitor"
 	"github.com/eventbus/eventbus/outbox"
@@ -37,6 +39,14 @@ import (
 func runRelay(ctx context.Context, cfg config.Config, args []string, log *slog.Logger) error {
 	if err := noArgs(args); err != nil {
 		return err
+	}
+	// GOMAXPROCS set by the operator is theirs; otherwise one P while the
+	// relay's load allows (see package procs).
+	if os.Getenv("GOMAXPROCS") == "" {
+		govCtx, stopGov := context.WithCancel(ctx)
+		var gov sync.WaitGroup
+		gov.Go(func() { procs.Governor{Log: log}.Run(govCtx) })
+		defer func() { stopGov(); gov.Wait() }()
 	}
 	pool, err := newPool(ctx, cfg)
 	if err != nil {
