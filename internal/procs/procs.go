@@ -19,6 +19,8 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"time"
+
+	"github.com/eventbus/eventbus/internal/periodic"
 )
 
 // Thresholds of the policy. Busy and quiet are in cores of CPU (user and
@@ -113,18 +115,11 @@ func (g Governor) Run(ctx context.Context) {
 		return
 	}
 	defer runtime.SetDefaultGOMAXPROCS()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Run(ctx, interval, false, func(context.Context) {
 		s, err := meter.read()
 		if err != nil {
 			log.Debug("load not sampled", "err", err)
-			continue
+			return
 		}
 		cur := runtime.GOMAXPROCS(0)
 		switch next := p.next(cur, s); {
@@ -138,7 +133,7 @@ func (g Governor) Run(ctx context.Context) {
 			p.max = runtime.GOMAXPROCS(0)
 			log.Debug("GOMAXPROCS raised", "to", p.max, "cores", s.cores, "starved", s.starvedShare())
 		}
-	}
+	})
 }
 
 // meter reads the load since its previous read.

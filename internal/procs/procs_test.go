@@ -117,14 +117,7 @@ func TestGovernorLowersWhenIdleAndRaisesUnderLoad(t *testing.T) {
 		defer close(done)
 		Governor{Interval: 20 * time.Millisecond}.Run(ctx)
 	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
+	stop := sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 
 	waitForProcs(t, 1, "an idle process")
