@@ -34,6 +34,7 @@ type Relay struct {
 	backfilling prometheus.Gauge
 	skipped     prometheus.Counter
 	holds       prometheus.Counter
+	stepdowns   prometheus.Counter
 	latency     prometheus.Histogram
 	publishDur  prometheus.Histogram
 	statusWrite prometheus.Histogram
@@ -78,6 +79,10 @@ func NewRelay(reg prometheus.Registerer) *Relay {
 			Name: "eventbus_publish_holds_total",
 			Help: "Times the relay held the changes it received under load (above 3,000 transactions a second) for up to EVENTBUS_PUBLISH_LINGER, to publish them to NATS together.",
 		}),
+		stepdowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventbus_stream_leader_stepdowns_total",
+			Help: "Times the relay made the stream's leader step down because it kept answering that an event was in process (a clustered stream after a leader change).",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "eventbus_event_latency_seconds",
 			Help: "Time from the commit of an event's transaction (Postgres clock) to its PubAck (relay clock). " +
@@ -100,7 +105,7 @@ func NewRelay(reg prometheus.Registerer) *Relay {
 	}
 	if reg != nil {
 		reg.MustRegister(m.published, m.failed, m.retried, m.inflight, m.backfilled, m.backfilling,
-			m.skipped, m.holds, m.latency, m.publishDur, m.statusWrite)
+			m.skipped, m.holds, m.stepdowns, m.latency, m.publishDur, m.statusWrite)
 	}
 	return m
 }
@@ -163,6 +168,9 @@ func (m *Relay) CatchUpSkipped() { m.skipped.Inc() }
 
 // Held counts one hold of the dispatcher's linger.
 func (m *Relay) Held() { m.holds.Inc() }
+
+// LeaderSteppedDown counts a stream leader the relay made step down.
+func (m *Relay) LeaderSteppedDown() { m.stepdowns.Inc() }
 
 // StatusWritten observes how long one status write took.
 func (m *Relay) StatusWritten(d time.Duration) { m.statusWrite.Observe(d.Seconds()) }

@@ -24,6 +24,26 @@ var ErrStreamUnusable = errors.New("stream unusable")
 // an ErrRejected.
 var ErrPermanent = errors.New("event rejected for good")
 
+// ErrInProcess marks JetStream's 409 "duplicate message id is in process"
+// (10158): the stream leader holds a message with this Nats-Msg-Id as
+// proposed but not yet stored. It is a broker error, not a refusal: the
+// event is sent again. Normally the proposal lands within milliseconds; a
+// leader that lost it in a leader change can keep answering this until the
+// stream's duplicate window has passed, which is what
+// Publisher.StepDownStreamLeader is for.
+var ErrInProcess = errors.New("message id in process on the stream leader")
+
+// inProcessError keeps the server's text and adds ErrInProcess.
+type inProcessError struct{ err error }
+
+func (e *inProcessError) Error() string        { return e.err.Error() }
+func (e *inProcessError) Unwrap() error        { return e.err }
+func (e *inProcessError) Is(target error) bool { return target == ErrInProcess }
+
+// errCodeMsgIDInProcess is JSStreamDuplicateMessageConflict, which nats.go
+// does not name.
+const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
+
 // RejectedError is a per-event failure with a reason meant for error_message.
 type RejectedError struct {
 	Reason string
@@ -53,8 +73,13 @@ func classify(err error) error {
 		return rejected("invalid subject: %v", err)
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
-		return rejected("the stream refused the message: %s", apiErr.Description)
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+			return rejected("the stream refused the message: %s", apiErr.Description)
+		case errCodeMsgIDInProcess:
+			return &inProcessError{err}
+		}
 	}
 	return err
 }

@@ -11,6 +11,7 @@ package publisher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -242,6 +243,37 @@ func (p *Publisher) StreamReady(ctx context.Context) error {
 	defer cancel()
 	if _, err := p.js.Stream(ctx, p.opts.Stream); err != nil {
 		return fmt.Errorf("stream %s: %w", p.opts.Stream, err)
+	}
+	return nil
+}
+
+// StepDownStreamLeader asks the stream's leader to step down, so that
+// another replica leads it (JetStream's STREAM.LEADER.STEPDOWN API; the
+// relay's NATS user needs $JS.API.STREAM.LEADER.STEPDOWN.<STREAM>). The relay
+// uses it only against a leader that has kept answering ErrInProcess for the
+// same event: a new leader holds no proposal of its own for it, so the event
+// is stored, or acked as the duplicate it is, once the new leader answers. A
+// stream that is not replicated has no other leader: that is an error.
+func (p *Publisher) StepDownStreamLeader(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	subject := jetstream.DefaultAPIPrefix + "STREAM.LEADER.STEPDOWN." + p.opts.Stream
+	msg, err := p.nc.RequestWithContext(ctx, subject, nil)
+	if err != nil {
+		return fmt.Errorf("step down the leader of stream %s: %w", p.opts.Stream, err)
+	}
+	var resp struct {
+		Success bool                `json:"success"`
+		Error   *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("step down the leader of stream %s: %w", p.opts.Stream, err)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("step down the leader of stream %s: %w", p.opts.Stream, resp.Error)
+	}
+	if !resp.Success {
+		return fmt.Errorf("step down the leader of stream %s: the server did not confirm it", p.opts.Stream)
 	}
 	return nil
 }

@@ -178,6 +178,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 	defer func() { a.harvest(ctx, waiting, q, acked) }()
 	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	resent := false // the queue was sent again since the last PubAck
+	var inProcess inProcessWatch
 	for {
 		f, open, ticked := q.next(ctx, deadline)
 		if ticked {
@@ -207,6 +208,7 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 				waiting = nil
 				acked(f)
 				retry.Reset()
+				inProcess.reset()
 				if resent {
 					a.failing.Store("")
 				}
@@ -238,6 +240,9 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			default:
 				flush()
 				a.failing.Store(err.Error())
+				if errors.Is(err, publisher.ErrInProcess) && inProcess.stepDown(f.ev.ID, time.Now()) {
+					a.stepDownLeader(ctx, f.ev.ID, inProcess.held())
+				}
 				wait := retry.Next()
 				a.log.Warn("publish failed; sending the unacked events again", "id", f.ev.ID, "err", err, "retry_in", wait.Round(time.Millisecond).String())
 				if !backoff.Sleep(ctx, wait) {
@@ -276,6 +281,65 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			}
 		}
 	}
+}
+
+// A stream leader normally answers "duplicate message id is in process"
+// (publisher.ErrInProcess) only while its proposal of that message is on
+// its way, for milliseconds. One that lost the proposal in a leader change
+// can keep the id in process, and the stream stalled behind it, until the
+// duplicate window has passed (2 minutes by default, and operators set
+// hours); TestClusterFailoverMidBurstLosesNothing met it once in CI, on
+// nats-server 2.15.2. So once the same event has been answered that way for
+// inProcessPatience, the acker asks the leader to step down, at most once
+// per stepDownEvery: another replica holds no proposal of its own for the
+// id, and stores the event or acks it as the duplicate it is.
+const (
+	inProcessPatience = 10 * time.Second
+	stepDownEvery     = 30 * time.Second
+)
+
+// inProcessWatch tells when a leader has held the event the acker waits
+// for as in process for too long.
+type inProcessWatch struct {
+	id        string    // the event last answered ErrInProcess; "" after an ack
+	since     time.Time // its first such answer
+	steppedAt time.Time // when a step-down was last asked for
+	now       time.Time // the last answer's time
+}
+
+// stepDown records an ErrInProcess answer for event id at now and reports
+// whether to ask the stream leader to step down.
+func (w *inProcessWatch) stepDown(id string, now time.Time) bool {
+	w.now = now
+	if w.id != id {
+		w.id, w.since = id, now
+		return false
+	}
+	if now.Sub(w.since) < inProcessPatience || (!w.steppedAt.IsZero() && now.Sub(w.steppedAt) < stepDownEvery) {
+		return false
+	}
+	w.steppedAt = now
+	return true
+}
+
+// held is how long the current event has been answered ErrInProcess.
+func (w *inProcessWatch) held() time.Duration { return w.now.Sub(w.since) }
+
+// reset forgets the event: it was acked.
+func (w *inProcessWatch) reset() { w.id = "" }
+
+// stepDownLeader asks the stream leader to step down (see inProcessWatch).
+// A refusal (no permission, a stream that is not replicated) is logged and
+// changes nothing: the event is sent again until the leader forgets the id.
+func (a *acker) stepDownLeader(ctx context.Context, id string, held time.Duration) {
+	a.log.Warn("the stream leader keeps answering that the event is in process; asking it to step down",
+		"id", id, "for", held.Round(time.Second).String())
+	if err := a.pub.StepDownStreamLeader(ctx); err != nil {
+		a.log.Warn("stream leader step-down failed; the event is sent again until the leader's duplicate window ends", "id", id, "err", err)
+		return
+	}
+	a.m.LeaderSteppedDown()
+	a.log.Info("stream leader stepped down", "id", id)
 }
 
 // harvestGrace bounds how long a failed session's acker still waits for the
