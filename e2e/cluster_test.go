@@ -100,7 +100,9 @@ func TestClusterFailoverMidBurstLosesNothing(t *testing.T) {
 	c.waitReplicated()
 	c.stepDown(node.Name())
 	e.requireDeliveredOnce(ids, time.Minute)
-	t.Logf("relay sessions ended and retried: %d", strings.Count(relay.out.String(), "relay session ended"))
+	out := relay.out.String()
+	t.Logf("relay sessions ended and retried: %d; stream leader step-downs asked for: %d",
+		strings.Count(out, "relay session ended"), strings.Count(out, "asking it to step down"))
 }
 
 // clusterClient is the test's own connection to the cluster, for the stream
