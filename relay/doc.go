@@ -44,7 +44,11 @@ A session is one replication connection's life:
 	    NATS gets one write instead of one per event (coalescer); below, it
 	    publishes each change as it arrives.
 	  - acker waits for each PubAck in publish order and groups acked events
-	    into batches (1000 ids or EVENTBUS_STATUS_FLUSH_INTERVAL).
+	    into batches (1000 ids or EVENTBUS_STATUS_FLUSH_INTERVAL). After a
+	    broker error it waits for the stream to answer, then sends the
+	    event and everything queued behind it again; a stream leader that
+	    keeps answering "message id in process" for one event for 10 s is
+	    asked to step down (inProcessWatch).
 	  - two status writers mark the batches processed, one UPDATE … WHERE
 	    id = ANY($1) each, and then count their events done in the tracker.
 	    The acker keeps collecting PubAcks meanwhile: a slow UPDATE does not
