@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventbus/eventbus/internal/devstack/natsserver"
+	"github.com/eventbus/eventbus/internal/testenv"
 )
 
 func TestInProcessIsABrokerErrorThatKeepsTheServersText(t *testing.T) {
@@ -59,14 +60,10 @@ func TestStepDownOfAStreamWithoutReplicasIsAnError(t *testing.T) {
 // waitForLeader waits until some node other than not leads stream.
 func waitForLeader(t *testing.T, c *natsserver.Cluster, stream string, not *natsserver.Server) *natsserver.Server {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if l := c.StreamLeader(stream); l != nil && l != not {
-			return l
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream %s: no new leader after 30s", stream)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var leader *natsserver.Server
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		leader = c.StreamLeader(stream)
+		return leader != nil && leader != not, "stream " + stream + ": no new leader"
+	})
+	return leader
 }

@@ -240,8 +240,8 @@ func (a *acker) collect(ctx context.Context, acks <-chan inflight, marks chan<- 
 			default:
 				flush()
 				a.failing.Store(err.Error())
-				if errors.Is(err, publisher.ErrInProcess) && inProcess.stepDown(f.ev.ID, time.Now()) {
-					a.stepDownLeader(ctx, f.ev.ID, inProcess.held())
+				if now := time.Now(); errors.Is(err, publisher.ErrInProcess) && inProcess.stepDown(f.ev.ID, now) {
+					a.stepDownLeader(ctx, f.ev.ID, inProcess.held(now))
 				}
 				wait := retry.Next()
 				a.log.Warn("publish failed; sending the unacked events again", "id", f.ev.ID, "err", err, "retry_in", wait.Round(time.Millisecond).String())
@@ -304,13 +304,11 @@ type inProcessWatch struct {
 	id        string    // the event last answered ErrInProcess; "" after an ack
 	since     time.Time // its first such answer
 	steppedAt time.Time // when a step-down was last asked for
-	now       time.Time // the last answer's time
 }
 
 // stepDown records an ErrInProcess answer for event id at now and reports
 // whether to ask the stream leader to step down.
 func (w *inProcessWatch) stepDown(id string, now time.Time) bool {
-	w.now = now
 	if w.id != id {
 		w.id, w.since = id, now
 		return false
@@ -322,8 +320,8 @@ func (w *inProcessWatch) stepDown(id string, now time.Time) bool {
 	return true
 }
 
-// held is how long the current event has been answered ErrInProcess.
-func (w *inProcessWatch) held() time.Duration { return w.now.Sub(w.since) }
+// held is how long the current event has been answered ErrInProcess at now.
+func (w *inProcessWatch) held(now time.Time) time.Duration { return now.Sub(w.since) }
 
 // reset forgets the event: it was acked.
 func (w *inProcessWatch) reset() { w.id = "" }

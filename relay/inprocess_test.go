@@ -18,7 +18,7 @@ func TestInProcessWatchStepsDownOnlyForAnEventHeldPastPatience(t *testing.T) {
 		assert.False(t, w.stepDown("a", at(d)), "at %s", d)
 	}
 	assert.True(t, w.stepDown("a", at(inProcessPatience)), "held for the patience")
-	assert.Equal(t, inProcessPatience, w.held())
+	assert.Equal(t, inProcessPatience, w.held(at(inProcessPatience)))
 	// Still held: the next step-down waits stepDownEvery.
 	assert.False(t, w.stepDown("a", at(inProcessPatience+5*time.Second)))
 	assert.False(t, w.stepDown("a", at(inProcessPatience+stepDownEvery-time.Millisecond)))
