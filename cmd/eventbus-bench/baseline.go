@@ -52,7 +52,8 @@ func baselineScenario(ctx context.Context, e *env, o options, s shape, batch int
 		l    load
 		last time.Time
 	)
-	cpu, err := e.measureCPU(ctx, pollerDeliverer(p), writeAndDrain(ctx, e, o, s, c, &l, &last))
+	d := pollerDeliverer(p)
+	cpu, err := e.measureCPU(ctx, d, writeAndDrain(ctx, e, o, s, c, d, &l, &last))
 	if err = stopWith(p, err); err != nil {
 		return measurement{}, err
 	}

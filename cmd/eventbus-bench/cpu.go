@@ -34,8 +34,14 @@ type cpuMeter struct {
 
 // deliverer is what delivers the events of a measurement.
 type deliverer struct {
-	pid     int    // the relay or poller process; 0 while none runs
+	pid     int    // the relay, poller or floor process; 0 while none runs
 	appName string // the application_name of its pooled connections; "" for none
+	// slot is the replication slot whose walsender serves it; "" for the
+	// relay's (a poller has none, and the relay's slot is not active then).
+	slot string
+	// leavesPending: it marks no row, so a measurement does not wait for
+	// the rows to settle (the floor pipe).
+	leavesPending bool
 }
 
 // role is what a Postgres backend works for.
@@ -162,7 +168,11 @@ func (m *cpuMeter) sample(ctx context.Context, d deliverer) (cpuSample, error) {
 }
 
 func (m *cpuMeter) sampleCluster(ctx context.Context, d deliverer) (time.Duration, map[int]backendCPU, error) {
-	rows, err := m.pool.Query(ctx, activitySQL, relaySlot)
+	slot := d.slot
+	if slot == "" {
+		slot = relaySlot
+	}
+	rows, err := m.pool.Query(ctx, activitySQL, slot)
 	if err != nil {
 		return 0, nil, fmt.Errorf("pg_stat_activity: %w", err)
 	}

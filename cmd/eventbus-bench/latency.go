@@ -94,7 +94,34 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 	if err := r.stop(); err != nil {
 		return err
 	}
-	return dropSlot(ctx, e)
+	if err := dropSlot(ctx, e); err != nil {
+		return err
+	}
+	return floorLatency(ctx, e, o, rep)
+}
+
+// floorLatency runs the floor pipe at the baseline's rates: what handing
+// over one transaction at a time costs in the least a relay could do. It
+// leaves its rows pending, so it truncates after itself.
+func floorLatency(ctx context.Context, e *env, o options, rep *report) error {
+	if err := ensureFloorStream(ctx, e.js); err != nil {
+		return err
+	}
+	for _, rate := range o.baselineRates {
+		if err := truncate(ctx, e.pool); err != nil {
+			return err
+		}
+		p, err := startFloor(ctx, e)
+		if err != nil {
+			return fmt.Errorf("floor at %g/s: %w", rate, err)
+		}
+		res, err := paced(ctx, e, o, floorStream, rate, floorDeliverer(p))
+		if err = stopWith(p, err); err != nil {
+			return fmt.Errorf("floor at %g/s: %w", rate, err)
+		}
+		rep.addLatency("floor", res)
+	}
+	return truncate(ctx, e.pool)
 }
 
 // paced runs the writers at rate for the latency duration, waits for every
@@ -131,6 +158,9 @@ func pacedWith(ctx context.Context, e *env, o options, stream string, rate float
 			if _, err := also.waitFor(ctx, l.events, o.drainLimit); err != nil {
 				return 0, err
 			}
+		}
+		if d.leavesPending {
+			return l.events, nil
 		}
 		return l.events, settle(ctx, e.pool)
 	})

@@ -13,11 +13,16 @@
 //     its own stream with acks and marks them processed; no relay;
 //   - burst: the same writers with the relay (the eventbus binary, run as a
 //     child process) streaming the inserts; a JetStream subscriber counts
-//     distinct event ids to measure delivery, the slot's lag is polled;
+//     distinct event ids to measure delivery, the slot's lag is polled; then
+//     the same with the floor pipe (see latency) instead of the relay;
 //   - latency: single-row transactions paced at fixed rates, each stamped
 //     with clock_timestamp() in the writer's transaction; the subscriber
 //     reads the stamp back and records the time to arrival (baseline at
-//     -baseline-rates, relay at -rates);
+//     -baseline-rates, relay at -rates), then the floor pipe at the
+//     baseline's rates: the least a relay could do per event (read the slot,
+//     publish each insert at once, mark nothing; floor.go, run as a child
+//     with the hidden sub-command `floor-pipe`), so that the relay's cost
+//     can be split into what any per-transaction hand-off pays and its own;
 //   - webhooks: the single-row burst with webhook delivery off and on (one
 //     endpoint for every event, a receiver in this process), and commit →
 //     stream and commit → webhook received at 500 events/s;
@@ -94,6 +99,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == pollerCommand {
 		os.Exit(pollerMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == floorCommand {
+		os.Exit(floorMain(os.Args[2:]))
+	}
 	o := options{
 		scenarios:     allScenarios,
 		rates:         []float64{1000, 2000, 5000},
@@ -115,7 +123,7 @@ func main() {
 		return nil
 	})
 	flag.Func("rates", "latency: target rates of the relay, events/s, comma-separated (default 1000,2000,5000)", rateList(&o.rates))
-	flag.Func("baseline-rates", "latency: target rates of the polling baseline, events/s, comma-separated (default 2000)", rateList(&o.baselineRates))
+	flag.Func("baseline-rates", "latency: target rates of the polling baseline and of the floor pipe, events/s, comma-separated (default 2000)", rateList(&o.baselineRates))
 	flag.DurationVar(&o.latencyDuration, "latency-duration", 30*time.Second, "latency: how long the writers hold each rate")
 	flag.IntVar(&o.latencyWriters, "latency-writers", 16, "latency: writers sharing the pacer; more than -writers because a paced writer waits out each commit")
 	flag.IntVar(&o.backlog, "backlog", 1_000_000, "backlog, onetxn: events written before the deliverer starts")
@@ -238,6 +246,12 @@ var scenarioRunners = map[string]func(context.Context, *env, options, *report) e
 		}
 		for _, s := range shapes {
 			rep.add("burst", s, ms[s])
+		}
+		if ms, err = floorBurstScenario(ctx, e, o); err != nil {
+			return fmt.Errorf("floor pipe: %w", err)
+		}
+		for _, s := range shapes {
+			rep.add("burst-floor", s, ms[s])
 		}
 		return nil
 	},

@@ -84,6 +84,15 @@ func runPoller(ctx context.Context, dbURL, natsURL string, batch int, ready io.W
 // startPoller runs the baseline's poller, batch rows per claim, as a child
 // process and returns once it is connected.
 func startPoller(ctx context.Context, e *env, batch int) (*child, error) {
+	return startSelf(ctx, "baseline poller", filepath.Join(e.tmp, "baseline-poller.log"),
+		[]string{pollerDatabaseEnv + "=" + e.dbURL, pollerNATSEnv + "=" + e.natsURL},
+		pollerCommand, "-batch", strconv.Itoa(batch))
+}
+
+// startSelf runs the bench's own executable with args (a hidden
+// sub-command) and env added to its environment, as a child process that
+// logs to logPath, and returns once the child writes "ready" on its stdout.
+func startSelf(ctx context.Context, name, logPath string, env []string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("the bench's own executable: %w", err)
@@ -93,12 +102,12 @@ func startPoller(ctx context.Context, e *env, batch int) (*child, error) {
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(self, pollerCommand, "-batch", strconv.Itoa(batch))
-	cmd.Env = append(os.Environ(), pollerDatabaseEnv+"="+e.dbURL, pollerNATSEnv+"="+e.natsURL)
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = w
-	// A bench killed without its cleanup takes its poller with it.
+	// A bench killed without its cleanup takes its child with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p, err := startChild("baseline poller", cmd, filepath.Join(e.tmp, "baseline-poller.log"))
+	p, err := startChild(name, cmd, logPath)
 	w.Close() // the child has its own end
 	if err != nil {
 		return nil, err
@@ -125,7 +134,7 @@ func startPoller(ctx context.Context, e *env, batch int) (*child, error) {
 		return nil, ctx.Err()
 	case <-time.After(time.Minute):
 		_ = p.stop()
-		return nil, fmt.Errorf("baseline poller %w", errNotReady)
+		return nil, fmt.Errorf("%s %w", name, errNotReady)
 	}
 }
 

@@ -110,7 +110,7 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 	}
 	out := make(map[shape]measurement)
 	for _, s := range shapes {
-		m, err := burst(ctx, e, o, s, r)
+		m, err := burst(ctx, e, o, s, relayStream, relayDeliverer(r))
 		if err != nil {
 			_ = r.stop()
 			return nil, fmt.Errorf("%s: %w", s, err)
@@ -123,14 +123,43 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 	return out, dropSlot(ctx, e)
 }
 
-// burst measures one shape with the relay r running: from the writers'
-// start until the relay has marked the last row, so that its status writes
-// count in its CPU.
-func burst(ctx context.Context, e *env, o options, s shape, r *child) (measurement, error) {
+// floorBurstScenario runs the writers of every shape with the floor pipe
+// streaming: how far below the writers alone a relay that costs the least
+// it can would keep them. It leaves its rows pending, so it truncates after
+// itself.
+func floorBurstScenario(ctx context.Context, e *env, o options) (map[shape]measurement, error) {
+	if err := ensureFloorStream(ctx, e.js); err != nil {
+		return nil, err
+	}
+	if err := truncate(ctx, e.pool); err != nil {
+		return nil, err
+	}
+	p, err := startFloor(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[shape]measurement)
+	for _, s := range shapes {
+		m, err := burst(ctx, e, o, s, floorStream, floorDeliverer(p))
+		if err != nil {
+			return nil, stopWith(p, fmt.Errorf("%s: %w", s, err))
+		}
+		out[s] = m
+	}
+	if err := p.stop(); err != nil {
+		return nil, err
+	}
+	return out, truncate(ctx, e.pool)
+}
+
+// burst measures one shape with d (the relay or the floor pipe) delivering
+// to stream: from the writers' start until the relay has marked the last
+// row, so that its status writes count in its CPU.
+func burst(ctx context.Context, e *env, o options, s shape, stream string, d deliverer) (measurement, error) {
 	if err := truncate(ctx, e.pool); err != nil {
 		return measurement{}, err
 	}
-	c, err := startCounter(ctx, e.js, relayStream, false)
+	c, err := startCounter(ctx, e.js, stream, false)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -144,7 +173,7 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 		last    time.Time
 	)
 	wg.Go(func() { peakLag = samplePeakLag(lagCtx, e.pool) })
-	cpu, err := e.measureCPU(ctx, relayDeliverer(r), writeAndDrain(ctx, e, o, s, c, &l, &last))
+	cpu, err := e.measureCPU(ctx, d, writeAndDrain(ctx, e, o, s, c, d, &l, &last))
 	stopLag()
 	wg.Wait()
 	if err != nil {
@@ -152,7 +181,7 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 	}
 	m := deliveryOf(l, last)
 	m.PeakLagBytes, m.CPU = peakLag, cpu
-	e.log.Info("burst", "shape", s, "events", l.events, "written/s", int(m.WriteRate),
+	e.log.Info("burst", "stream", stream, "shape", s, "events", l.events, "written/s", int(m.WriteRate),
 		"delivered/s", int(m.DeliveryRate), "drain_s", fmt.Sprintf("%.2f", m.DrainSeconds), "peak_lag_bytes", peakLag,
 		"cpu_us", int(cpu.Total))
 	return m, nil
@@ -160,9 +189,10 @@ func burst(ctx context.Context, e *env, o options, s shape, r *child) (measureme
 
 // writeAndDrain is the measured step of a burst, for the relay and the
 // baseline alike: the writers of shape s for o.duration, then until c has
-// counted every event and no row is pending. It reports the events written
-// and leaves the load and the last arrival in l and last.
-func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, l *load, last *time.Time) func() (int64, error) {
+// counted every event and no row is pending (unless d leaves them so). It
+// reports the events written and leaves the load and the last arrival in l
+// and last.
+func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, d deliverer, l *load, last *time.Time) func() (int64, error) {
 	return func() (int64, error) {
 		var err error
 		if *l, err = write(ctx, e.writers, o.writers, s, o.duration); err != nil {
@@ -170,6 +200,9 @@ func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, 
 		}
 		if *last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
 			return 0, err
+		}
+		if d.leavesPending {
+			return l.events, nil
 		}
 		return l.events, settle(ctx, e.pool)
 	}

@@ -105,6 +105,12 @@ func (r *report) finish() {
 			r.addCPURatios(fmt.Sprintf("%s: CPU per event", s), len(burst.Runs), len(base.Runs),
 				func(i int) cpuCost { return burst.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
 		}
+		if floor := r.find("burst-floor", s); floor != nil {
+			r.addRatio(fmt.Sprintf("%s: writers' rate with floor pipe / without (source)", s), floor, written, r.find("source", s), written)
+			r.addRatio(fmt.Sprintf("%s: floor pipe delivered / baseline-1000 delivered", s), floor, delivered, r.find("baseline-1000", s), delivered)
+			r.addCPURatiosAs(fmt.Sprintf("%s: CPU per event: relay / floor", s), len(burst.Runs), len(floor.Runs),
+				func(i int) cpuCost { return burst.Runs[i].CPU }, func(i int) cpuCost { return floor.Runs[i].CPU })
+		}
 	}
 	if on, off := r.find("burst-webhooks-on", single), r.find("burst-webhooks-off", single); on != nil && off != nil {
 		delivered := func(m measurement) float64 { return m.DeliveryRate }
@@ -200,7 +206,7 @@ func (r *report) printThroughput(w io.Writer) {
 			runs = "written: " + each(func(m measurement) float64 { return m.WriteRate })
 			delivered, drain = "–", "–"
 		}
-		if strings.HasPrefix(x.Scenario, "burst") {
+		if strings.HasPrefix(x.Scenario, "burst") && x.Scenario != "burst-floor" { // the floor pipe confirms lazily
 			lag = fmt.Sprintf("%.1f MiB", float64(m.PeakLagBytes)/(1<<20))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Shape, thousands(m.WriteRate), delivered, drain, lag, runs)

@@ -20,7 +20,7 @@ func (r *report) cpuRows() []cpuRow {
 	var rows []cpuRow
 	for _, s := range shapes {
 		for _, d := range []struct{ scenario, design string }{
-			{"source", "writers alone"}, {"burst", "relay"}, {"baseline-1000", "baseline-1000"}, {"baseline-100", "baseline-100"},
+			{"source", "writers alone"}, {"burst", "relay"}, {"burst-floor", "floor"}, {"baseline-1000", "baseline-1000"}, {"baseline-100", "baseline-100"},
 		} {
 			if x := r.find(d.scenario, s); x != nil {
 				rows = append(rows, cpuRow{fmt.Sprintf("%s, max rate", s), d.design, x.Median.CPU,
@@ -36,7 +36,7 @@ func (r *report) cpuRows() []cpuRow {
 	}
 	slices.Sort(rates)
 	for _, rate := range rates {
-		for _, design := range []string{"relay", "baseline-1000"} {
+		for _, design := range []string{"relay", "floor", "baseline-1000"} {
 			if x := r.findLatency(design, rate); x != nil {
 				rows = append(rows, cpuRow{fmt.Sprintf("latency, %s ev/s", thousands(rate)), design, x.Median.CPU,
 					costs(x.Runs, func(m latencyResult) cpuCost { return m.CPU })})
@@ -100,6 +100,8 @@ func (r *report) printCPU(w io.Writer) {
 			proc, walsender, backends = "–", "–", "–"
 		case "baseline-1000", "baseline-100":
 			walsender = "–"
+		case "floor":
+			backends = "–"
 		}
 		if !r.Machine.NATSCPU {
 			nats = "n/m"

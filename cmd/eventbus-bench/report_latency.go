@@ -76,6 +76,13 @@ func (r *report) finishLatency() {
 		}
 		r.addCPURatios(fmt.Sprintf("latency at %s ev/s: CPU per event", thousands(relay.TargetRate)), len(relay.Runs), len(base.Runs),
 			func(i int) cpuCost { return relay.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
+		if floor := r.findLatency("floor", relay.TargetRate); floor != nil {
+			name := fmt.Sprintf("latency at %s ev/s: CPU per event", thousands(relay.TargetRate))
+			r.addCPURatiosAs(name+": relay / floor", len(relay.Runs), len(floor.Runs),
+				func(i int) cpuCost { return relay.Runs[i].CPU }, func(i int) cpuCost { return floor.Runs[i].CPU })
+			r.addCPURatiosAs(name+": floor / baseline-1000", len(floor.Runs), len(base.Runs),
+				func(i int) cpuCost { return floor.Runs[i].CPU }, func(i int) cpuCost { return base.Runs[i].CPU })
+		}
 	}
 }
 

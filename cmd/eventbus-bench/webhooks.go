@@ -38,7 +38,7 @@ func webhooksScenario(ctx context.Context, e *env, o options, rep *report) error
 	if err != nil {
 		return err
 	}
-	m, err := burst(ctx, e, o, single, off)
+	m, err := burst(ctx, e, o, single, relayStream, relayDeliverer(off))
 	if err = stopWith(off, err); err != nil {
 		return fmt.Errorf("webhooks off: %w", err)
 	}
@@ -60,7 +60,7 @@ func webhooksScenario(ctx context.Context, e *env, o options, rep *report) error
 	err = func() error {
 		hooks := rcv.reset(false)
 		started := time.Now()
-		m, err := burst(ctx, e, o, single, on)
+		m, err := burst(ctx, e, o, single, relayStream, relayDeliverer(on))
 		if err != nil {
 			return fmt.Errorf("burst: %w", err)
 		}
