@@ -12,6 +12,9 @@ import (
 	"os/exec"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventbus/eventbus/webhook"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // webhookRate is the rate of the webhooks scenario's latency measurement:
@@ -44,6 +47,9 @@ func webhooksScenario(ctx context.Context, e *env, o options, rep *report) error
 	}
 	rep.add("burst-webhooks-off", single, m)
 
+	if err := dropWebhookConsumer(ctx, e); err != nil {
+		return err
+	}
 	rcv, err := startReceiver()
 	if err != nil {
 		return err
@@ -96,6 +102,28 @@ func webhooksScenario(ctx context.Context, e *env, o options, rep *report) error
 		return fmt.Errorf("truncate event_webhook_deliveries: %w", err)
 	}
 	return dropSlot(ctx, e)
+}
+
+// dropWebhookConsumer deletes the deliverers' durable consumer. Every relay
+// the other scenarios ran delivered webhooks (the default) and left the
+// consumer where it stopped: after a backlog, hundreds of thousands of
+// messages behind. The deliverer measured here would read through them
+// first (none matches the endpoint, created later) and the webhooks' drain
+// would measure that. A deliverer that creates the consumer starts at the
+// oldest endpoint's creation, as a first endpoint's does.
+func dropWebhookConsumer(ctx context.Context, e *env) error {
+	c, err := e.js.Consumer(ctx, relayStream, webhook.DefaultConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("webhook consumer: %w", err)
+	}
+	e.log.Info("webhooks: dropping the deliverers' consumer left by earlier scenarios", "pending", c.CachedInfo().NumPending)
+	if err := e.js.DeleteConsumer(ctx, relayStream, webhook.DefaultConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete webhook consumer: %w", err)
+	}
+	return nil
 }
 
 // receiver is the endpoint: it tallies each POST's body, by event id, into
