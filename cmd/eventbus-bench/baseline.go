@@ -65,13 +65,19 @@ func baselineScenario(ctx context.Context, e *env, o options, s shape, batch int
 }
 
 func ensureBaselineStream(ctx context.Context, js jetstream.JetStream) error {
+	return ensureBenchStream(ctx, js, baselineStream, baselinePrefix)
+}
+
+// ensureBenchStream creates or updates one of the bench's own streams: file
+// storage over prefix.>, everything else JetStream's defaults.
+func ensureBenchStream(ctx context.Context, js jetstream.JetStream, name, prefix string) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     baselineStream,
-		Subjects: []string{baselinePrefix + ".>"},
+		Name:     name,
+		Subjects: []string{prefix + ".>"},
 		Storage:  jetstream.FileStorage,
 	})
 	if err != nil {
-		return fmt.Errorf("create stream %s: %w", baselineStream, err)
+		return fmt.Errorf("create stream %s: %w", name, err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,11 +44,7 @@ const (
 
 // floorMain is the child's main: pipe until SIGTERM. It writes "ready" on
 // stdout once streaming, and its error on stderr.
-func floorMain(args []string) int {
-	fs := flag.NewFlagSet(floorCommand, flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+func floorMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runFloor(ctx, os.Getenv(floorDatabaseEnv), os.Getenv(floorNATSEnv), os.Stdout); err != nil {
@@ -72,18 +67,6 @@ func startFloor(ctx context.Context, e *env) (*child, error) {
 // floorDeliverer is what the CPU meter measures of a running floor pipe.
 func floorDeliverer(p *child) deliverer {
 	return deliverer{pid: p.pid(), slot: floorSlot, leavesPending: true}
-}
-
-func ensureFloorStream(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:     floorStream,
-		Subjects: []string{floorPrefix + ".>"},
-		Storage:  jetstream.FileStorage,
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", floorStream, err)
-	}
-	return nil
 }
 
 // runFloor creates the publication when missing and a temporary slot,
@@ -179,7 +162,6 @@ func pipe(conn *pgconn.PgConn, js jetstream.JetStream, publishErr *atomic.Pointe
 		idCol, payloadCol = -1, -1
 		relation          uint32
 		lastCommit        pglogrepl.LSN
-		body              []byte
 		reported          = time.Now()
 	)
 	for {
@@ -232,14 +214,11 @@ func pipe(conn *pgconn.PgConn, js jetstream.JetStream, publishErr *atomic.Pointe
 				if m.RelationID != relation {
 					return fmt.Errorf("insert into relation %d before its Relation message", m.RelationID)
 				}
-				id := m.Tuple.Columns[idCol].Data
-				body = append(body[:0], `{"id":"`...)
-				body = append(body, id...)
-				body = append(body, `","payload":`...)
-				body = append(body, m.Tuple.Columns[payloadCol].Data...)
-				body = append(body, '}')
+				id, payload := m.Tuple.Columns[idCol].Data, m.Tuple.Columns[payloadCol].Data
 				out := nats.NewMsg(floorPrefix + ".event")
-				out.Data = append([]byte(nil), body...)
+				out.Data = make([]byte, 0, len(id)+len(payload)+20)
+				out.Data = append(append(append(out.Data, `{"id":"`...), id...), `","payload":`...)
+				out.Data = append(append(out.Data, payload...), '}')
 				out.Header.Set(nats.MsgIdHdr, string(id))
 				if _, err := js.PublishMsgAsync(out); err != nil {
 					return fmt.Errorf("publish: %w", err)

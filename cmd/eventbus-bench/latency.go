@@ -55,19 +55,10 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 	if err := ensureBaselineStream(ctx, e.js); err != nil {
 		return err
 	}
-	for _, rate := range o.baselineRates {
-		if err := truncate(ctx, e.pool); err != nil {
-			return err
-		}
-		p, err := startPoller(ctx, e, 1000)
-		if err != nil {
-			return fmt.Errorf("baseline-1000 at %g/s: %w", rate, err)
-		}
-		res, err := paced(ctx, e, o, baselineStream, rate, pollerDeliverer(p))
-		if err = stopWith(p, err); err != nil {
-			return fmt.Errorf("baseline-1000 at %g/s: %w", rate, err)
-		}
-		rep.addLatency("baseline-1000", res)
+	err := pacedChildren(ctx, e, o, rep, "baseline-1000", baselineStream,
+		func() (*child, error) { return startPoller(ctx, e, 1000) }, pollerDeliverer)
+	if err != nil {
+		return err
 	}
 	if len(o.rates) == 0 {
 		return nil
@@ -104,24 +95,36 @@ func latencyScenario(ctx context.Context, e *env, o options, rep *report) error 
 // over one transaction at a time costs in the least a relay could do. It
 // leaves its rows pending, so it truncates after itself.
 func floorLatency(ctx context.Context, e *env, o options, rep *report) error {
-	if err := ensureFloorStream(ctx, e.js); err != nil {
+	if err := ensureBenchStream(ctx, e.js, floorStream, floorPrefix); err != nil {
 		return err
 	}
+	err := pacedChildren(ctx, e, o, rep, "floor", floorStream, func() (*child, error) { return startFloor(ctx, e) }, floorDeliverer)
+	if err != nil {
+		return err
+	}
+	return truncate(ctx, e.pool)
+}
+
+// pacedChildren measures, at each of the baseline's rates, a deliverer run
+// as a child process (started afresh on an empty table for each rate) that
+// delivers to stream, as design.
+func pacedChildren(ctx context.Context, e *env, o options, rep *report, design, stream string,
+	start func() (*child, error), of func(*child) deliverer) error {
 	for _, rate := range o.baselineRates {
 		if err := truncate(ctx, e.pool); err != nil {
 			return err
 		}
-		p, err := startFloor(ctx, e)
+		p, err := start()
 		if err != nil {
-			return fmt.Errorf("floor at %g/s: %w", rate, err)
+			return fmt.Errorf("%s at %g/s: %w", design, rate, err)
 		}
-		res, err := paced(ctx, e, o, floorStream, rate, floorDeliverer(p))
+		res, err := paced(ctx, e, o, stream, rate, of(p))
 		if err = stopWith(p, err); err != nil {
-			return fmt.Errorf("floor at %g/s: %w", rate, err)
+			return fmt.Errorf("%s at %g/s: %w", design, rate, err)
 		}
-		rep.addLatency("floor", res)
+		rep.addLatency(design, res)
 	}
-	return truncate(ctx, e.pool)
+	return nil
 }
 
 // paced runs the writers at rate for the latency duration, waits for every
@@ -159,10 +162,7 @@ func pacedWith(ctx context.Context, e *env, o options, stream string, rate float
 				return 0, err
 			}
 		}
-		if d.leavesPending {
-			return l.events, nil
-		}
-		return l.events, settle(ctx, e.pool)
+		return l.events, d.settle(ctx, e.pool)
 	})
 	if err != nil {
 		return latencyResult{}, latencyResult{}, err

@@ -100,7 +100,7 @@ func main() {
 		os.Exit(pollerMain(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == floorCommand {
-		os.Exit(floorMain(os.Args[2:]))
+		os.Exit(floorMain())
 	}
 	o := options{
 		scenarios:     allScenarios,

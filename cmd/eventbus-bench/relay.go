@@ -108,19 +108,24 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 	if err != nil {
 		return nil, err
 	}
+	out, err := burstShapes(ctx, e, o, relayStream, relayDeliverer(r))
+	if err = stopWith(r, err); err != nil {
+		return nil, err
+	}
+	return out, dropSlot(ctx, e)
+}
+
+// burstShapes measures every shape with d delivering to stream.
+func burstShapes(ctx context.Context, e *env, o options, stream string, d deliverer) (map[shape]measurement, error) {
 	out := make(map[shape]measurement)
 	for _, s := range shapes {
-		m, err := burst(ctx, e, o, s, relayStream, relayDeliverer(r))
+		m, err := burst(ctx, e, o, s, stream, d)
 		if err != nil {
-			_ = r.stop()
 			return nil, fmt.Errorf("%s: %w", s, err)
 		}
 		out[s] = m
 	}
-	if err := r.stop(); err != nil {
-		return nil, err
-	}
-	return out, dropSlot(ctx, e)
+	return out, nil
 }
 
 // floorBurstScenario runs the writers of every shape with the floor pipe
@@ -128,7 +133,7 @@ func burstScenario(ctx context.Context, e *env, o options) (map[shape]measuremen
 // it can would keep them. It leaves its rows pending, so it truncates after
 // itself.
 func floorBurstScenario(ctx context.Context, e *env, o options) (map[shape]measurement, error) {
-	if err := ensureFloorStream(ctx, e.js); err != nil {
+	if err := ensureBenchStream(ctx, e.js, floorStream, floorPrefix); err != nil {
 		return nil, err
 	}
 	if err := truncate(ctx, e.pool); err != nil {
@@ -138,15 +143,8 @@ func floorBurstScenario(ctx context.Context, e *env, o options) (map[shape]measu
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[shape]measurement)
-	for _, s := range shapes {
-		m, err := burst(ctx, e, o, s, floorStream, floorDeliverer(p))
-		if err != nil {
-			return nil, stopWith(p, fmt.Errorf("%s: %w", s, err))
-		}
-		out[s] = m
-	}
-	if err := p.stop(); err != nil {
+	out, err := burstShapes(ctx, e, o, floorStream, floorDeliverer(p))
+	if err = stopWith(p, err); err != nil {
 		return nil, err
 	}
 	return out, truncate(ctx, e.pool)
@@ -201,11 +199,17 @@ func writeAndDrain(ctx context.Context, e *env, o options, s shape, c *counter, 
 		if *last, err = c.waitFor(ctx, l.events, o.drainLimit); err != nil {
 			return 0, err
 		}
-		if d.leavesPending {
-			return l.events, nil
-		}
-		return l.events, settle(ctx, e.pool)
+		return l.events, d.settle(ctx, e.pool)
 	}
+}
+
+// settle waits until d has marked every row processed; at once for a
+// deliverer that leaves them pending (the floor pipe).
+func (d deliverer) settle(ctx context.Context, pool *pgxpool.Pool) error {
+	if d.leavesPending {
+		return nil
+	}
+	return settle(ctx, pool)
 }
 
 // settle waits until the deliverer has marked every row processed. Events
