@@ -238,22 +238,31 @@ func (e *env) publishBatch(eventType string, n int) (ids []string, insideLast st
 }
 
 // cutStandbyStream stops the WAL stream to the standby once it has flushed
-// everything written so far: the primary's walsender of the standby's slot
-// gets SIGSTOP (a network partition between the two, which the standby does
-// not notice within the test). The standby's slot synchronization still
-// reaches the primary over its own connection. The relay's walsender may
-// send what the standby flushed, and nothing after it.
+// everything written so far and the relay's walsender has sent it: the
+// primary's walsender of the standby's slot gets SIGSTOP (a network
+// partition between the two, which the standby does not notice within the
+// test). The standby's slot synchronization still reaches the primary over
+// its own connection.
+//
+// The relay's walsender has to be through the written WAL before the cut:
+// a walsender of a failover slot waits, before it reads on, for the standby
+// to confirm everything flushed at that moment (PostgreSQL 17's
+// NeedToWaitForStandbys), and after the cut the relay's own marks are WAL
+// the standby never confirms. A walsender still behind the last event when
+// the first mark is flushed would never send that event.
 func (f *failoverPair) cutStandbyStream() {
 	t := f.e.t
 	t.Helper()
 	written := f.insertLSN()
 	var pid int
 	eventually(t, 30*time.Second, func() (bool, string) {
-		var flushed string
+		var flushed, sent string
 		var caughtUp bool
-		require.NoError(t, f.e.db.QueryRow(t.Context(), `SELECT coalesce(active_pid, 0), coalesce(restart_lsn::text, ''), coalesce(restart_lsn >= $2::pg_lsn, false)
-			FROM pg_replication_slots WHERE slot_name = $1`, f.physicalSlot, written).Scan(&pid, &flushed, &caughtUp))
-		return pid != 0 && caughtUp, fmt.Sprintf("standby flushed %s (walsender %d), want >= %s", flushed, pid, written)
+		require.NoError(t, f.e.db.QueryRow(t.Context(), `SELECT coalesce(p.active_pid, 0), coalesce(p.restart_lsn::text, ''), coalesce(r.sent_lsn::text, ''),
+				coalesce(p.restart_lsn >= $3::pg_lsn AND r.sent_lsn >= $3::pg_lsn, false)
+			FROM pg_replication_slots p, pg_replication_slots l LEFT JOIN pg_stat_replication r ON r.pid = l.active_pid
+			WHERE p.slot_name = $1 AND l.slot_name = $2`, f.physicalSlot, f.e.slot, written).Scan(&pid, &flushed, &sent, &caughtUp))
+		return pid != 0 && caughtUp, fmt.Sprintf("standby flushed %s (walsender %d), the relay's walsender sent %s, want both >= %s", flushed, pid, sent, written)
 	})
 	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) // Kill takes it along; unless the test failed first
@@ -265,11 +274,13 @@ func (f *failoverPair) waitConfirmedPast(lsn string) {
 	t := f.e.t
 	t.Helper()
 	eventually(t, 60*time.Second, func() (bool, string) {
-		var confirmed string
+		var confirmed, sent, waiting string
 		var past bool
-		require.NoError(t, f.e.db.QueryRow(t.Context(), `SELECT confirmed_flush_lsn::text, confirmed_flush_lsn > $2::pg_lsn
-			FROM pg_replication_slots WHERE slot_name = $1`, f.e.slot, lsn).Scan(&confirmed, &past))
-		return past, fmt.Sprintf("slot confirmed at %s on the primary, want > %s", confirmed, lsn)
+		require.NoError(t, f.e.db.QueryRow(t.Context(), `SELECT s.confirmed_flush_lsn::text, s.confirmed_flush_lsn > $2::pg_lsn,
+				coalesce(r.sent_lsn::text, ''), coalesce(a.wait_event, '')
+			FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
+			WHERE s.slot_name = $1`, f.e.slot, lsn).Scan(&confirmed, &past, &sent, &waiting))
+		return past, fmt.Sprintf("slot confirmed at %s on the primary, want > %s (its walsender sent %s, waits on %q)", confirmed, lsn, sent, waiting)
 	})
 }
 
