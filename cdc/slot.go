@@ -89,13 +89,22 @@ func ResetSlot(ctx context.Context, dsn, slot string, change SlotChange) (pglogr
 		return 0, err
 	}
 	defer s.conn.Close(context.Background())
-	if err := s.dropSlot(ctx, change); err != nil {
-		return 0, err
+	for attempt := 0; ; attempt++ {
+		if err := s.dropSlot(ctx, change); err != nil {
+			return 0, err
+		}
+		change.BeforeDrop = nil // recorded once
+		err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT")
+		// A relay that reconnected in between created the slot itself
+		// (createSlot: ErrSlotActive); the reset drops that one too.
+		if change.Force && attempt < maxTakeBacks && errors.Is(err, ErrSlotActive) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.slot.ConfirmedLSN, nil
 	}
-	if err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT"); err != nil {
-		return 0, err
-	}
-	return s.slot.ConfirmedLSN, nil
 }
 
 // DropSlot drops the slot (see SlotChange). A missing slot is not an error.
@@ -109,31 +118,63 @@ func DropSlot(ctx context.Context, dsn, slot string, change SlotChange) error {
 }
 
 func (s *Stream) dropSlot(ctx context.Context, change SlotChange) error {
-	exists, err := s.releaseSlot(ctx, change.Force)
-	if err != nil {
-		return err
-	}
-	if change.BeforeDrop != nil {
-		if err := change.BeforeDrop(ctx); err != nil {
+	beforeDrop := change.BeforeDrop
+	for attempt := 0; ; attempt++ {
+		exists, err := s.releaseSlot(ctx, change.Force)
+		if err != nil {
 			return err
 		}
-	}
-	if !exists {
+		if beforeDrop != nil {
+			if err := beforeDrop(ctx); err != nil {
+				return err
+			}
+			beforeDrop = nil
+		}
+		if !exists {
+			return nil
+		}
+		err = pglogrepl.DropReplicationSlot(ctx, s.conn, s.opts.Slot, pglogrepl.DropReplicationSlotOptions{})
+		if takenBack(change.Force, attempt, err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("drop slot %q: %w", s.opts.Slot, err)
+		}
 		return nil
 	}
-	if err := pglogrepl.DropReplicationSlot(ctx, s.conn, s.opts.Slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
-		return fmt.Errorf("drop slot %q: %w", s.opts.Slot, err)
-	}
-	return nil
+}
+
+// maxTakeBacks bounds how often a forced slot change frees the slot again
+// after a relay took it back between the release and the change.
+const maxTakeBacks = 20
+
+// takenBack reports whether a forced change of the slot failed because a
+// process streams from it again (object_in_use): the relay whose walsender
+// releaseSlot terminated reconnects by itself, and may take the slot before
+// the change reaches the server. The caller releases the slot again.
+func takenBack(force bool, attempt int, err error) bool {
+	var pgErr *pgconn.PgError
+	return force && attempt < maxTakeBacks && errors.As(err, &pgErr) && pgErr.Code == "55006" /* object_in_use */
 }
 
 // releaseSlot returns once no process streams from the slot, or reports
 // whether it exists at all. A slot in use is an error wrapping ErrSlotActive
-// unless force is set; then its walsender is terminated and releaseSlot waits
-// for the slot to become inactive.
+// unless force is set; then its walsender is terminated, and releaseSlot
+// looks every few milliseconds for the slot to be let go, so the caller's
+// next command on it follows within a round trip or two. (The relay whose
+// walsender it was reconnects 100 ms or more later; pg_terminate_backend's
+// own wait looks only every 100 ms.) A walsender that takes the slot in the
+// meantime is terminated too, up to maxTakeBacks times.
 func (s *Stream) releaseSlot(ctx context.Context, force bool) (exists bool, err error) {
+	const (
+		poll    = 5 * time.Millisecond
+		patient = 10 * time.Second // for one walsender to exit
+	)
 	slot := quoteLiteral(s.opts.Slot)
-	for attempt := 0; ; attempt++ {
+	var terminated string // the pid terminated last
+	var terminations int
+	var since time.Time
+	for {
 		rows, err := s.query(ctx, `SELECT active, coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = `+slot)
 		if err != nil {
 			return false, fmt.Errorf("look up slot %q: %w", s.opts.Slot, err)
@@ -144,21 +185,25 @@ func (s *Stream) releaseSlot(ctx context.Context, force bool) (exists bool, err 
 		if string(rows[0][0]) != "t" {
 			return true, nil
 		}
-		if !force {
-			return true, fmt.Errorf("slot %q: %w (pid %s); stop that relay first, or pass --force", s.opts.Slot, ErrSlotActive, rows[0][1])
-		}
-		if attempt == 0 {
-			if _, err := s.query(ctx, `SELECT pg_terminate_backend(`+string(rows[0][1])+`)`); err != nil {
+		pid := string(rows[0][1])
+		switch {
+		case !force:
+			return true, fmt.Errorf("slot %q: %w (pid %s); stop that relay first, or pass --force", s.opts.Slot, ErrSlotActive, pid)
+		case pid != terminated:
+			if terminations >= maxTakeBacks {
+				return true, fmt.Errorf("slot %q: %w: taken again after each of %d terminations of its walsender (now pid %s)", s.opts.Slot, ErrSlotActive, terminations, pid)
+			}
+			if _, err := s.query(ctx, `SELECT pg_terminate_backend(`+pid+`)`); err != nil {
 				return true, fmt.Errorf("terminate the walsender of slot %q: %w", s.opts.Slot, err)
 			}
-		}
-		if attempt > 100 {
-			return true, fmt.Errorf("slot %q is still active after terminating its walsender", s.opts.Slot)
+			terminated, terminations, since = pid, terminations+1, time.Now()
+		case time.Since(since) > patient:
+			return true, fmt.Errorf("slot %q is still active %s after terminating its walsender (pid %s)", s.opts.Slot, patient, pid)
 		}
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
 }
@@ -226,10 +271,7 @@ func AdvanceSlot(ctx context.Context, dsn, slot string, lsn pglogrepl.LSN, force
 			return from, from, nil
 		}
 		rows, err = s.query(ctx, `SELECT end_lsn::text FROM pg_replication_slot_advance(`+quoteLiteral(slot)+`, `+quoteLiteral(lsn.String())+`)`)
-		var pgErr *pgconn.PgError
-		// A relay whose walsender was just terminated may take the slot
-		// again before the advance: terminate it again.
-		if force && attempt < 5 && errors.As(err, &pgErr) && pgErr.Code == "55006" /* object_in_use */ {
+		if takenBack(force, attempt, err) {
 			continue
 		}
 		if err != nil {
