@@ -351,9 +351,12 @@ func TestFailoverToASlotBehindTheRelay(t *testing.T) {
 	f.failOver()
 	e.requireEveryRowDeliveredOnce(time.Minute)
 	f.requireResumedFromSyncedSlot(relay, syncedAt)
+	// The counters move just after the marks commit: wait for them too.
 	s := waitMetrics(t, 30*time.Second, addr, func(s scrape) (bool, string) {
 		skipped := s.value("eventbus_catchup_skipped_total")
-		return skipped >= float64(len(marked)), fmt.Sprintf("catch-up skipped %v events", skipped)
+		again := s.value(`eventbus_events_published_total{event_type="lost.mark"}`)
+		return skipped >= float64(len(marked)) && again >= float64(2*len(unmarked)),
+			fmt.Sprintf("catch-up skipped %v events, lost.mark published %v times", skipped, again)
 	})
 	assert.Equal(t, float64(len(marked)), s.value(`eventbus_events_published_total{event_type="kept.mark"}`), "events whose marks survived are not published again")
 	assert.GreaterOrEqual(t, s.value(`eventbus_events_published_total{event_type="lost.mark"}`), float64(2*len(unmarked)),
@@ -389,8 +392,11 @@ func TestFailoverMarksLostBelowTheSyncedSlot(t *testing.T) {
 	e.requireEveryRowDeliveredOnce(time.Minute)
 	f.requireResumedFromSyncedSlot(relay, syncedAt)
 	assert.Contains(t, relay.out.String(), "promoted")
-	s, err := scrapeMetrics(t, addr)
-	require.NoError(t, err)
+	// The counters move just after the marks commit: wait for them.
+	s := waitMetrics(t, 30*time.Second, addr, func(s scrape) (bool, string) {
+		n := s.value(`eventbus_events_published_total{event_type="lost.mark"}`)
+		return n >= float64(2*len(ids)), fmt.Sprintf("lost.mark published %v times", n)
+	})
 	assert.GreaterOrEqual(t, s.value("eventbus_backfill_events_total"), float64(len(ids)), "the pending rows were backfilled")
 	assert.Equal(t, float64(2*len(ids)), s.value(`eventbus_events_published_total{event_type="lost.mark"}`),
 		"published on the old primary and again on the new one (the stream holds each once)")
