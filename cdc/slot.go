@@ -94,10 +94,10 @@ func ResetSlot(ctx context.Context, dsn, slot string, change SlotChange) (pglogr
 			return 0, err
 		}
 		change.BeforeDrop = nil // recorded once
+		// A relay that reconnected in between may have created the slot
+		// itself; the reset drops that one too.
 		err := s.createSlot(ctx, "NOEXPORT_SNAPSHOT")
-		// A relay that reconnected in between created the slot itself
-		// (createSlot: ErrSlotActive); the reset drops that one too.
-		if change.Force && attempt < maxTakeBacks && errors.Is(err, ErrSlotActive) {
+		if takenBack(change.Force, attempt, err) {
 			continue
 		}
 		if err != nil {
@@ -149,12 +149,16 @@ func (s *Stream) dropSlot(ctx context.Context, change SlotChange) error {
 const maxTakeBacks = 20
 
 // takenBack reports whether a forced change of the slot failed because a
-// process streams from it again (object_in_use): the relay whose walsender
-// releaseSlot terminated reconnects by itself, and may take the slot before
-// the change reaches the server. The caller releases the slot again.
+// process holds it again: the relay whose walsender releaseSlot terminated
+// reconnects by itself, and may stream from the slot (object_in_use) or
+// create it (createSlot's ErrSlotActive) before the change reaches the
+// server. The caller releases the slot again.
 func takenBack(force bool, attempt int, err error) bool {
+	if !force || attempt >= maxTakeBacks || err == nil {
+		return false
+	}
 	var pgErr *pgconn.PgError
-	return force && attempt < maxTakeBacks && errors.As(err, &pgErr) && pgErr.Code == "55006" /* object_in_use */
+	return errors.Is(err, ErrSlotActive) || errors.As(err, &pgErr) && pgErr.Code == "55006" /* object_in_use */
 }
 
 // releaseSlot returns once no process streams from the slot, or reports

@@ -29,7 +29,7 @@ func takeSlotRepeatedly(t *testing.T, dsn, slot string) *slotTaker {
 	tk := &slotTaker{}
 	go func() {
 		defer close(done)
-		for ctx.Err() == nil {
+		for {
 			select {
 			case <-ctx.Done():
 				return
